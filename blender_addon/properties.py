@@ -1,0 +1,165 @@
+"""The add-on's state: preferences (where the backend is), per-scene generation settings and the
+takes list, and the live status of the connection (on the window manager, so never saved).
+
+Only data lives here; operators change it and panels draw it.
+"""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5577"
+
+
+def addon_prefs(context=None):
+    """The add-on preferences, or None while the add-on is not enabled through Blender's
+    preferences (e.g. registered by a script); callers then use the defaults."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def backend_address(context=None) -> str:
+    prefs = addon_prefs(context)
+    return (prefs.backend_address.strip() if prefs else "") or DEFAULT_ADDRESS
+
+
+class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_address: StringProperty(
+        name="Backend Address", default=DEFAULT_ADDRESS,
+        description="ZeroMQ address of the OSM-Net backend (`osmnet serve --bind ADDRESS`)")
+    launcher: EnumProperty(
+        name="Start Backend With",
+        items=[("PYTHON", "Python Interpreter", "Run `PYTHON -m osmnet.cli serve --bind ADDRESS` "
+                "with the Python of the environment where osmnet is installed"),
+               ("COMMAND", "Command", "Run the `osmnet` command (or any command line); "
+                "`--bind ADDRESS` is appended")],
+        default="PYTHON")
+    backend_python: StringProperty(
+        name="Backend Python", subtype='FILE_PATH',
+        description="Python interpreter of the environment with osmnet installed, "
+                    "e.g. /path/to/osmnet/.venv/bin/python")
+    backend_command: StringProperty(
+        name="Backend Command", default="osmnet serve",
+        description="Command line that starts the backend; `--bind ADDRESS` is appended")
+    timeout: FloatProperty(
+        name="Timeout", default=10.0, min=0.5, max=600.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE',
+        description="Seconds without any reply from the backend before a request counts as failed")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "backend_address")
+        layout.prop(self, "timeout")
+        box = layout.box()
+        box.label(text="Local backend (started from Blender)", icon='CONSOLE')
+        box.prop(self, "launcher", expand=True)
+        if self.launcher == 'PYTHON':
+            box.prop(self, "backend_python")
+        else:
+            box.prop(self, "backend_command")
+
+
+def _take_renamed(self, context):
+    if self.action is not None and self.action.name != self.name:
+        self.action.name = self.name
+        self.name = self.action.name  # Blender may have added a .001 suffix
+
+
+def _active_take_changed(self, context):
+    from . import runtime
+
+    runtime.play_active_take(context)
+
+
+class OSMNET_Take(bpy.types.PropertyGroup):
+    """One generated (or imported) take; its curves live in its own Action with a fake user."""
+
+    name: StringProperty(name="Name", update=_take_renamed)
+    action: PointerProperty(name="Action", type=bpy.types.Action)
+    starred: BoolProperty(name="Star", description="Mark a take you like (kept when unstarred ones are deleted)")
+    seed: IntProperty(name="Seed")
+    diversity: FloatProperty(name="Diversity")
+    start_frame: IntProperty(name="Start Frame", description="Scene frame of the take's first frame")
+    fps: FloatProperty(name="FPS", default=25.0)
+    frames: IntProperty(name="Frames", description="Length of the take in its own frames")
+    received: IntProperty(name="Received", description="Frames received from the backend so far")
+    state: EnumProperty(items=[("READY", "Ready", ""), ("GENERATING", "Generating", ""),
+                               ("FAILED", "Failed", "")], default="READY")
+
+
+class OSMNET_Settings(bpy.types.PropertyGroup):
+    """Per-scene generation settings and the takes list."""
+
+    target: PointerProperty(
+        name="Face", type=bpy.types.Object,
+        description="Object that plays the takes: a mesh with ARKit shape keys (e.g. the preview head)",
+        poll=lambda self, obj: obj.type in {'MESH', 'ARMATURE', 'EMPTY'})
+    audio_source: EnumProperty(
+        name="Audio", items=[("FILE", "File", "Speech from an audio file (wav, mp3, flac, ogg...)"),
+                             ("STRIP", "Sound Strip", "Speech from the selected sound strip in the sequencer")],
+        default="FILE")
+    audio_path: StringProperty(name="Audio File", subtype='FILE_PATH',
+                               description="Speech recording to animate")
+    takes_count: IntProperty(name="Takes", default=3, min=1, max=16,
+                             description="How many different takes to generate from the same speech")
+    diversity: FloatProperty(name="Diversity", default=1.0, min=0.0, max=2.0,
+                             description="0 gives the most typical motion; higher values give takes that differ more")
+    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
+                             description="Scale of the expression (blendshape) curves")
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Same seed and settings give the same takes")
+    timing: EnumProperty(
+        name="Start", items=[("PLAYHEAD", "Playhead", "Place the takes and sound at the current frame"),
+                             ("SCENE", "Scene Start", "Place the takes and sound at the scene's start frame"),
+                             ("CUSTOM", "Custom Frame", "Place the takes and sound at a chosen frame")],
+        default="SCENE")
+    custom_frame: IntProperty(name="Frame", default=1)
+    add_sound_strip: BoolProperty(name="Add Sound Strip", default=True,
+                                  description="Place the audio file as a sound strip in sync with the takes")
+    takes: CollectionProperty(type=OSMNET_Take)
+    active_take: IntProperty(name="Active Take", default=-1, update=_active_take_changed)
+    portrait_path: StringProperty(name="Portrait", subtype='FILE_PATH',
+                                  description="Photo of a face that the backend animates with the selected take")
+    render_size: IntProperty(name="Size", default=256, min=64, max=1024,
+                             description="Width and height of the rendered 2D frames")
+    frames_dir: StringProperty(name="Frames Folder", subtype='DIR_PATH', default="//osmnet_frames/",
+                               description="Where rendered 2D frames are written")
+    preview_path: StringProperty(name="Preview File", subtype='FILE_PATH', default="//osmnet_preview.mp4",
+                                 description="mp4 written by Render Preview")
+
+    def active(self):
+        """The selected take item, or None."""
+        return self.takes[self.active_take] if 0 <= self.active_take < len(self.takes) else None
+
+
+class OSMNET_Status(bpy.types.PropertyGroup):
+    """What the backend connection is doing now; lives on the window manager, never saved."""
+
+    text: StringProperty(name="Status", default="Not connected")
+    level: EnumProperty(items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")],
+                        default="INFO")
+    busy: BoolProperty(name="Busy")
+    job: StringProperty(name="Job", description="What the running job does, e.g. Generating 3 takes")
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype='FACTOR')
+    backend_running: BoolProperty(name="Local Backend Running")
+    model: StringProperty(name="Model", description="Model the backend reported when it answered hello")
+
+
+CLASSES = (OSMNET_AddonPreferences, OSMNET_Take, OSMNET_Settings, OSMNET_Status)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.osmnet = PointerProperty(type=OSMNET_Settings)
+    bpy.types.WindowManager.osmnet_status = PointerProperty(type=OSMNET_Status)
+
+
+def unregister():
+    del bpy.types.WindowManager.osmnet_status
+    del bpy.types.Scene.osmnet
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
