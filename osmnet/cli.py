@@ -13,9 +13,44 @@ class CommandError(Exception):
     """A user-facing failure: printed as `osmnet: error: ...` with exit code 2, no traceback."""
 
 
+def _foundation_errors():
+    """Errors of the tracking/data modules that are the user's to fix (bad file, no face, ...)."""
+    from osmnet.assets import AssetError
+    from osmnet.face_mesh import FaceMeshError
+    from osmnet.media import MediaError
+    from osmnet.take import TakeError
+    from osmnet.track import TrackError
+
+    return (AssetError, FaceMeshError, MediaError, TakeError, TrackError)
+
+
 def _add_track(sub):
     p = sub.add_parser("track", help="track a real video into a take (head pose + ARKit curves)")
-    p.set_defaults(run=lambda a: print("track: not implemented yet"))
+    p.add_argument("video", help="video of one talking face (mp4, mov, ...)")
+    p.add_argument("--audio", help="speech recorded with the video (checked to match its length)")
+    p.add_argument("--model", help="MediaPipe face_landmarker.task (default: $OSMNET_FACE_LANDMARKER, "
+                   "then ~/.cache/osmnet/, then download)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the take (default 25)")
+    p.add_argument("--out", required=True, help="take file to write (.json)")
+    p.set_defaults(run=_run_track)
+
+
+def _run_track(a):
+    from tqdm import tqdm
+
+    from osmnet.media import probe_video
+    from osmnet.track import track_video
+
+    try:
+        total = probe_video(a.video).frames
+        with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, leave=False) as bar:
+            tracked = track_video(a.video, audio=a.audio, model_path=a.model, fps=a.fps, progress=bar)
+        tracked.take.save(a.out)
+    except _foundation_errors() as e:
+        raise CommandError(str(e)) from None
+    take = tracked.take
+    print(f"wrote {a.out}: {take.frames} frames at {take.fps:g} fps ({take.duration:.2f} s), "
+          f"{tracked.lost_frames} frames without a face (interpolated)")
 
 
 def _add_prepare(sub):
