@@ -1,0 +1,257 @@
+"""Checkpoint + speech -> N seeded takes, streamed in chunks; diversity, intensity, re-roll.
+
+Audio is walked in blocks of a few motion clips: each block's features are computed from the
+wave around it (bounded memory for long audio), the expression branch runs once per block and
+is shared by all takes, and every take samples its own point inside the audio-mapped range of
+each clip (seeded per take), decodes it conditioned on its previous clip's end, and is joined
+with a value-and-velocity (Hermite) correction. Blinks and gaze drift are sampled per take.
+Chunks are yielded per block, takes interleaved, so the first arrives after one block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from osmnet import checkpoint as ckpt_mod
+from osmnet import eyes
+from osmnet.take import ALL_CHANNELS, HEAD_CHANNELS, Take
+
+SR = 16000
+N_CH = len(ALL_CHANNELS)
+N_HEAD = len(HEAD_CHANNELS)
+BLOCK_CLIPS = 4
+MARGIN = 2  # feature frames of extra wave on each side (features see +-40 ms)
+
+
+class GenerateError(ValueError):
+    """Bad input to generation (audio, seed, re-roll range); the message says what to fix."""
+
+
+@dataclass
+class TakeChunk:
+    take: int
+    start: int  # first frame of `values` in the take, at `fps`
+    values: np.ndarray  # (n, 58) float32, ALL_CHANNELS order
+    fps: float
+    done: bool  # last chunk of this take
+
+
+def smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def read_audio(audio) -> np.ndarray:
+    """A path or (samples, sr) -> float32 mono wave at 16 kHz, checked."""
+    if isinstance(audio, (str, Path)):
+        from osmnet.media import load_audio
+
+        if not Path(audio).is_file():
+            raise GenerateError(f"audio file {audio} does not exist")
+        wave = load_audio(audio, sr=SR)
+    elif isinstance(audio, tuple) and len(audio) == 2:
+        wave, sr = np.asarray(audio[0], np.float32), int(audio[1])
+        if wave.ndim == 2:
+            wave = wave.mean(axis=1 if wave.shape[1] <= 8 else 0)
+        if sr <= 0:
+            raise GenerateError(f"sample rate must be positive, got {sr}")
+        if sr != SR:
+            from math import gcd
+
+            from scipy.signal import resample_poly
+
+            g = gcd(sr, SR)
+            wave = resample_poly(wave, SR // g, sr // g).astype(np.float32)
+    else:
+        raise GenerateError("audio must be a file path or a (samples, sample_rate) tuple")
+    if wave.ndim != 1 or len(wave) == 0:
+        raise GenerateError(f"audio has no samples (shape {wave.shape}); give a file with speech in it")
+    if not np.all(np.isfinite(wave)):
+        raise GenerateError("audio contains NaN or infinite samples")
+    return wave
+
+
+class Generator:
+    def __init__(self, ckpt: ckpt_mod.Checkpoint, device: str = "cpu", name: str = "osmnet"):
+        self.ckpt, self.cfg, self.device, self.name = ckpt, ckpt.config, device, name
+        self.model = ckpt.build_model().to(device)
+        n = ckpt.norms
+        self.feat_mean, self.feat_std = n["feat_mean"], n["feat_std"]
+        self.pose_std = n["pose_std"].astype(np.float32)
+        self.fps_model = float(self.cfg.fps)
+        self.hop = int(round(SR / self.fps_model))
+
+    @classmethod
+    def load(cls, checkpoint=None, device: str = "cpu") -> "Generator":
+        ck = ckpt_mod.load(checkpoint)
+        name = "osmnet-default" if checkpoint is None else Path(checkpoint).stem
+        return cls(ck, device, name)
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _features(self, wave: np.ndarray, f0: int, f1: int) -> torch.Tensor:
+        """Normalized features of model frames [f0, f1) (may reach outside the audio: silence)."""
+        from osmnet.audio import audio_features
+
+        a, b = (f0 - MARGIN) * self.hop, (f1 + MARGIN) * self.hop
+        seg = np.zeros(b - a, np.float32)
+        lo, hi = max(a, 0), min(b, len(wave))
+        if hi > lo:
+            seg[lo - a:hi - a] = wave[lo:hi]
+        f = audio_features(seg, SR, self.fps_model)[MARGIN:MARGIN + f1 - f0]
+        f = (f - self.feat_mean) / self.feat_std
+        return torch.as_tensor(f[None], dtype=torch.float32, device=self.device)
+
+    def _blocks(self, wave, f_start, f_end, takes, seed, diversity, intensity, prev=None):
+        """Yield (f0, values (takes, n, 58)) for model frames [f_start, f_end) block by block."""
+        m, ctx = self.cfg.motion, self.cfg.audio.context
+        L, P = m.clip_frames, m.prev_frames
+        scale = self.pose_std / max(intensity, 1e-6)  # conditioning lives in the unscaled space
+        rngs = [np.random.default_rng([seed, k, 0]) for k in range(takes)]
+        eye_s = [eyes.EyeSampler(self.ckpt.eyes, np.random.default_rng([seed, k, 1])) for k in range(takes)]
+        if prev is None:
+            prev_t = torch.zeros(takes, P, N_HEAD)
+            has_prev = torch.zeros(takes)
+        else:
+            prev_t = torch.as_tensor(np.broadcast_to(prev / scale, (takes, P, N_HEAD)).copy(), dtype=torch.float32)
+            has_prev = torch.ones(takes)
+        step = BLOCK_CLIPS * L
+        for f0 in range(f_start, f_end, step):
+            n_clips = -(-min(step, f_end - f0) // L)
+            span = n_clips * L
+            with torch.inference_mode():
+                hidden = self.model.audio(self._features(wave, f0 - ctx, f0 + span + ctx))
+                expr = self.model.expression(hidden)[0].cpu().numpy()
+                clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
+                mu, std = self.model.mapper(clips_h)
+                heads = []
+                for j in range(n_clips):
+                    eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32)
+                    coeffs = mu[j] + diversity * std[j] * eps
+                    h = clips_h[j:j + 1].expand(takes, -1, -1)
+                    out = self.model.motion.decode(coeffs, prev_t.to(self.device), has_prev.to(self.device), h).cpu()
+                    out = join(out, prev_t, has_prev, m.join_frames)
+                    heads.append(out)
+                    prev_t, has_prev = out[:, -P:], torch.ones(takes)
+            n = min(span, f_end - f0)
+            vals = np.empty((takes, n, N_CH), np.float32)
+            vals[:, :, N_HEAD:] = expr[None, :n]
+            vals[:, :, :N_HEAD] = torch.cat(heads, 1)[:, :n].numpy() * (self.pose_std * intensity)
+            for k in range(takes):
+                vals[k][:, eyes.EYE_INDEX] = eye_s[k].next(n)
+            yield f0, vals
+
+    # ---- public API -----------------------------------------------------------------------
+    def stream(self, audio, *, takes: int = 1, seed: int = 0, diversity: float = 1.0, intensity: float = 1.0,
+               fps: float = 25.0, base: Take | None = None, reroll: tuple[int, int] | None = None
+               ) -> Iterator[TakeChunk]:
+        """Yield TakeChunks as soon as each block exists, takes interleaved."""
+        if not isinstance(takes, int) or takes < 1:
+            raise GenerateError(f"takes must be a positive integer, got {takes!r}")
+        if not (isinstance(seed, int) and seed >= 0):
+            raise GenerateError(f"seed must be a non-negative integer, got {seed!r}")
+        for name, v in (("diversity", diversity), ("intensity", intensity)):
+            if not (np.isfinite(v) and v >= 0):
+                raise GenerateError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not (np.isfinite(fps) and 1 <= fps <= 240):
+            raise GenerateError(f"fps must be between 1 and 240, got {fps!r}")
+        if (base is None) != (reroll is None):
+            raise GenerateError("re-roll needs both a base take and a START:END range")
+        wave = read_audio(audio)
+        if base is not None:
+            yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps)
+            return
+        from osmnet.audio import n_frames
+
+        t_model = n_frames(len(wave), SR, self.fps_model)
+        t_out = n_frames(len(wave), SR, fps)
+        res = [Resampler(self.fps_model, fps, t_model, t_out) for _ in range(takes)]
+        for f0, vals in self._blocks(wave, 0, t_model, takes, seed, diversity, intensity):
+            last = f0 + vals.shape[1] >= t_model
+            for k in range(takes):
+                start, out = res[k].push(vals[k], last)
+                if len(out) or last:
+                    yield TakeChunk(k, start, out, float(fps), last)
+
+    def generate(self, audio, **kw) -> list[Take]:
+        """The concatenated stream, one Take per take."""
+        parts: dict[int, list[np.ndarray]] = {}
+        fps = float(kw.get("fps", 25.0))
+        for ch in self.stream(audio, **kw):
+            parts.setdefault(ch.take, []).append(ch.values)
+        meta = {"generator": self.name, "seed": kw.get("seed", 0), "diversity": kw.get("diversity", 1.0),
+                "intensity": kw.get("intensity", 1.0)}
+        if kw.get("reroll") is not None:
+            meta["reroll"] = list(kw["reroll"])
+        return [Take.from_array(np.concatenate(parts[k]), fps, meta={**meta, "take": k}) for k in sorted(parts)]
+
+    def _reroll(self, wave, base: Take, reroll, takes, seed, diversity, intensity, fps):
+        s, e = (int(x) for x in reroll)
+        base = base.resample(fps) if base.fps != fps else base
+        if not (0 <= s < e <= base.frames):
+            raise GenerateError(f"re-roll range {s}:{e} must satisfy 0 <= START < END <= {base.frames} (base frames)")
+        b_model = base.resample(self.fps_model).array() if fps != self.fps_model else base.array()
+        P = self.cfg.motion.prev_frames
+        s_m = int(np.floor(s / fps * self.fps_model))
+        e_m = min(len(b_model), int(np.ceil(e / fps * self.fps_model)) + 1)
+        prev = b_model[s_m - P:s_m, :N_HEAD] if s_m >= P else None
+        new = np.concatenate([v for _, v in self._blocks(wave, s_m, e_m, takes, seed, diversity, intensity, prev)], 1)
+        t_m = (np.arange(s, e) / fps) * self.fps_model - s_m
+        ramp = max(1, min(int(round(0.4 * fps)), (e - s) // 2))
+        x = np.arange(s, e)
+        w = smoothstep((x - s) / ramp) * smoothstep((e - x) / ramp)
+        base_arr = base.array()
+        for k in range(takes):
+            region = np.stack([np.interp(t_m, np.arange(new.shape[1]), new[k, :, c]) for c in range(N_CH)], 1)
+            out = base_arr.copy()
+            out[s:e] = base_arr[s:e] + w[:, None] * (region - base_arr[s:e])
+            step = BLOCK_CLIPS * self.cfg.motion.clip_frames
+            for a in range(0, len(out), step):
+                yield TakeChunk(k, a, out[a:a + step].astype(np.float32), float(fps), a + step >= len(out))
+
+
+def join(out: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, frames: int) -> torch.Tensor:
+    """Hermite join: bend the clip's first `frames` so it continues the previous end in value and
+    velocity; the correction and its slope fade to zero by `frames`."""
+    if frames < 1 or not bool(has_prev.any()):
+        return out
+    v_prev = prev[:, -1] - prev[:, -2] if prev.shape[1] > 1 else torch.zeros_like(prev[:, -1])
+    d0 = prev[:, -1] + v_prev - out[:, 0]
+    d1 = v_prev - (out[:, 1] - out[:, 0])
+    t = torch.arange(out.shape[1], dtype=out.dtype)
+    fade = torch.as_tensor(1 - smoothstep(t.numpy() / frames), dtype=out.dtype)
+    corr = (d0[:, None] + d1[:, None] * t[None, :, None]) * fade[None, :, None]
+    return out + corr * has_prev[:, None, None]
+
+
+class Resampler:
+    """Streams frames at `fin` into frames at `fout` (linear interpolation), keeping `t_out` total."""
+
+    def __init__(self, fin: float, fout: float, t_in: int, t_out: int):
+        self.fin, self.fout, self.t_in, self.t_out = fin, fout, t_in, t_out
+        self.buf = np.zeros((0, N_CH), np.float32)
+        self.buf0 = 0  # model frame index of buf[0]
+        self.next = 0  # next output frame
+
+    def push(self, vals: np.ndarray, last: bool):
+        start = self.next
+        if self.fin == self.fout:
+            self.next += len(vals)
+            return start, vals
+        self.buf = np.concatenate([self.buf, vals])
+        have = self.buf0 + len(self.buf)
+        j = np.arange(self.next, self.t_out)
+        pos = j / self.fout * self.fin
+        ok = j[(np.floor(pos) + 1 < have) | last]
+        pos = np.minimum(ok / self.fout * self.fin - self.buf0, len(self.buf) - 1)
+        i0 = np.floor(pos).astype(int)
+        i1 = np.minimum(i0 + 1, len(self.buf) - 1)
+        a = (pos - i0)[:, None].astype(np.float32)
+        out = self.buf[i0] * (1 - a) + self.buf[i1] * a
+        self.next += len(ok)
+        keep = max(0, int(np.floor(self.next / self.fout * self.fin)) - self.buf0)
+        self.buf, self.buf0 = self.buf[keep:], self.buf0 + keep
+        return start, out.astype(np.float32)

@@ -1,0 +1,159 @@
+"""The training loop: both branches every step, dev losses on held-out speakers, best kept.
+
+Runs on CPU or GPU; under `torchrun --nproc_per_node N` it uses DistributedDataParallel on gloo
+(each rank draws its own seeded windows, gradients are averaged, rank 0 writes the checkpoint).
+Deterministic for a given seed, world size and thread count.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from osmnet import checkpoint, eyes
+from osmnet.config import Config
+from osmnet.model import OSMNet
+from osmnet.take import ARKIT_NAMES
+from osmnet.trainset import Windows, compute_norms, load_videos, split_speakers
+
+
+class Trainable(torch.nn.Module):
+    """Both losses behind one forward, so DDP sees a single call per step."""
+
+    def __init__(self, model: OSMNet, basis, vertex_w, channel_w):
+        super().__init__()
+        self.model = model
+        self.register_buffer("neutral", torch.as_tensor(basis.neutral, dtype=torch.float32))
+        self.register_buffer("deltas", torch.as_tensor(basis.deltas, dtype=torch.float32))
+        self.register_buffer("vertex_w", torch.as_tensor(vertex_w, dtype=torch.float32))
+        self.register_buffer("channel_w", torch.as_tensor(channel_w, dtype=torch.float32))
+
+    def forward(self, expr_batch, motion_batch):
+        le, logs = self.model.expression_loss(*expr_batch, self.vertex_w, self.neutral, self.deltas, self.channel_w)
+        lm, mlogs = self.model.motion_loss(*motion_batch)
+        return le + lm, {**logs, **mlogs}
+
+
+def loss_weights(basis, cfg: Config):
+    """Vertex weights (mouth heavier, found from where mouth/jaw shapes move the mesh) and channel weights."""
+    mouth = [i for i, n in enumerate(ARKIT_NAMES) if n.startswith(("mouth", "jaw"))]
+    move = np.sqrt((basis.deltas[mouth] ** 2).sum(-1).sum(0))
+    vertex_w = 1.0 + cfg.expression.mouth_weight * move / max(1e-9, move.max())
+    eye = {n for n in eyes.EYE_CHANNELS}
+    channel_w = np.array([cfg.expression.eye_weight if n in eye else 1.0 for n in ARKIT_NAMES], np.float32)
+    return vertex_w.astype(np.float32), channel_w
+
+
+def _tensors(batch, device):
+    return tuple(torch.as_tensor(x, device=device) for x in batch)
+
+
+def _pearson(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    d = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+@torch.no_grad()
+def dev_metrics(net: Trainable, win: Windows, device) -> dict:
+    """Deterministic dev losses (fixed windows, fixed noise) and lip r(jawOpen) over whole videos."""
+    net.eval()
+    cfg = win.cfg
+    jaw = ARKIT_NAMES.index("jawOpen")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        e_starts = win.fixed_starts(win.expr_ids, cfg.train.window, cfg.train.window)
+        m_starts = win.fixed_starts([i for i in win.motion_ids if win.feats[i] is not None],
+                                    cfg.motion.clip_frames, cfg.motion.clip_frames)
+        loss, logs = net(_tensors(win.expression_batch(None, 0, e_starts), device),
+                         _tensors(win.motion_batch(None, 0, m_starts), device))
+    rs = []
+    for i in win.expr_ids:
+        feats = torch.as_tensor(win._audio(i, 0, win.videos[i].frames)[None], device=device)
+        pred = net.model.expression(net.model.audio(feats))[0, :, jaw].cpu().numpy()
+        rs.append(_pearson(pred, win.videos[i].channels[:, 6 + jaw]))
+    net.train()
+    return {"loss": float(loss), **logs, "lip_r": float(np.mean(rs)) if rs else float("nan")}
+
+
+def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed: int | None = None,
+          device: str = "cpu", command: str | None = None, log=print) -> dict:
+    """Train on the prepared dataset `data`; write the best-on-dev checkpoint to `out`. Returns its info."""
+    from osmnet.audio import FEATURE_DIM, audio_features
+    from osmnet.expression import ExpressionBasis
+
+    cfg = copy.deepcopy(cfg or Config())
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    if seed is not None:
+        cfg.train.seed = seed
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = 0
+    if world > 1:
+        dist.init_process_group("gloo")
+        rank = dist.get_rank()
+    torch.set_num_threads(max(1, cfg.train.threads))
+    t0 = time.time()
+    data = Path(data)
+    basis = ExpressionBasis.load(data / "expression_basis.npz")
+    videos = load_videos(data, basis)
+    train_v, dev_v = split_speakers(videos, cfg)
+    cfg.audio.feature_dim = FEATURE_DIM
+    silence = audio_features(np.zeros(16000, np.float32), 16000, cfg.fps)[2:-2].mean(0)
+    norms = compute_norms(train_v, silence)
+    tw, dw = Windows(train_v, norms, cfg), Windows(dev_v, norms, cfg)
+    eye_stats = eyes.fit([v.channels for v in train_v], cfg.fps)
+
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    net = Trainable(OSMNet(cfg), basis, *loss_weights(basis, cfg)).to(device)
+    torch.manual_seed(cfg.train.seed * 1000 + rank)
+    rng = np.random.default_rng([cfg.train.seed, rank])
+    step_net = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    frames = sum(tw.videos[i].frames for i in tw.expr_ids)
+    per_epoch = max(1, frames // (cfg.train.batch * cfg.train.window * world))
+    total = per_epoch * cfg.train.epochs
+    warm = min(100, total // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    best, best_state, history = None, None, []
+    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=rank != 0)
+    for epoch in range(1, cfg.train.epochs + 1):
+        for _ in range(per_epoch):
+            loss, logs = step_net(_tensors(tw.expression_batch(rng, cfg.train.batch), device),
+                                  _tensors(tw.motion_batch(rng, cfg.train.batch), device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if epoch % cfg.train.dev_every == 0 or epoch == cfg.train.epochs:
+            m = dev_metrics(net, dw, device)
+            history.append({"epoch": epoch, **m})
+            if best is None or m["loss"] < best["loss"]:
+                best = {"epoch": epoch, **m}
+                best_state = {k: v.detach().cpu().clone() for k, v in net.model.state_dict().items()}
+    bar.close()
+    info = {
+        "command": command, "dataset": str(data), "seed": cfg.train.seed, "world_size": world,
+        "steps": total, "train_seconds": round(time.time() - t0, 1),
+        "train_speakers": sorted({v.speaker for v in train_v}), "dev_speakers": sorted({v.speaker for v in dev_v}),
+        "dev_best": best, "dev_history": history,
+    }
+    if rank == 0:
+        checkpoint.save(checkpoint.Checkpoint(cfg, best_state, norms, eye_stats, info), out)
+        log(f"best dev epoch {best['epoch']}: loss {best['loss']:.4f}, lip r {best['lip_r']:.3f} -> {out}")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return info

@@ -1,0 +1,160 @@
+"""A prepared dataset (`osmnet prepare`) -> normalized per-video arrays, a speaker split and
+training windows for the two branches.
+
+Split: all clips of a speaker land on one side. Dev speakers are `train.dev_speakers` when given,
+otherwise those whose CRC32(name) falls under `train.dev_fraction` (stable across machines and
+runs), chosen among speakers with audio so dev metrics always exist.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from osmnet.config import Config
+from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS
+
+N_HEAD = len(HEAD_CHANNELS)
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be used for training; the message says what to do."""
+
+
+@dataclass
+class Video:
+    name: str
+    speaker: str
+    channels: np.ndarray  # (T, 58) raw, ALL_CHANNELS order
+    audio: np.ndarray | None  # (T, D) raw features, None for motion-only clips
+    landmarks: np.ndarray | None  # (T, 468, 3) canonical, identity offset removed
+    loudness: np.ndarray | None
+
+    @property
+    def frames(self) -> int:
+        return len(self.channels)
+
+    @property
+    def pose(self) -> np.ndarray:
+        """Head pose relative to this video's mean (rotation and translation)."""
+        p = self.channels[:, :N_HEAD]
+        return p - p.mean(0)
+
+
+def read_index(root: Path) -> list[dict]:
+    index = root / "index.json"
+    if not index.is_file():
+        raise DatasetError(f"{root} has no index.json: build a dataset with `osmnet prepare VIDEOS... --out {root}`")
+    data = json.loads(index.read_text())
+    clips = data["clips"] if isinstance(data, dict) else data
+    if not clips:
+        raise DatasetError(f"{index} lists no clips")
+    return clips
+
+
+def load_videos(root, basis) -> list[Video]:
+    """Every clip of the dataset; landmarks get their per-video identity offset removed: the part of
+    the real face that the tracked weights through the basis do not explain (face shape)."""
+    root = Path(root)
+    videos = []
+    flat = basis.deltas.reshape(len(ARKIT_NAMES), -1).astype(np.float32)
+    neutral = basis.neutral.reshape(-1).astype(np.float32)
+    for c in read_index(root):
+        path = root / "clips" / f"{c['name']}.npz"
+        if not path.is_file():
+            raise DatasetError(f"index.json lists {c['name']} but {path} is missing; re-run `osmnet prepare`")
+        z = np.load(path)
+        ch = z["channels"].astype(np.float32)
+        audio = z["audio"].astype(np.float32) if "audio" in z.files and c.get("has_audio", True) else None
+        lm = None
+        if "landmarks" in z.files:
+            lm = z["landmarks"][:, :468].reshape(len(ch), -1).astype(np.float32)
+            recon = neutral + ch[:, N_HEAD:] @ flat
+            lm = (lm - (lm - recon).mean(0)).reshape(len(ch), 468, 3)
+        loud = z["loudness"].astype(np.float32) if "loudness" in z.files else None
+        videos.append(Video(c["name"], str(c.get("speaker", c["name"])), ch, audio, lm, loud))
+    return videos
+
+
+def split_speakers(videos: list[Video], cfg: Config) -> tuple[list[Video], list[Video]]:
+    with_audio = sorted({v.speaker for v in videos if v.audio is not None})
+    if len(with_audio) < 2:
+        raise DatasetError(f"the dataset has audio from {len(with_audio)} speaker(s); a speaker split needs 2 or more")
+    if cfg.train.dev_speakers:
+        dev = set(cfg.train.dev_speakers)
+        unknown = dev - set(with_audio)
+        if unknown:
+            raise DatasetError(f"dev speakers {sorted(unknown)} have no audio clips in the dataset; known: {with_audio}")
+    else:
+        dev = {s for s in with_audio if zlib.crc32(s.encode()) % 1000 < cfg.train.dev_fraction * 1000}
+        if not dev:
+            dev = {min(with_audio, key=lambda s: zlib.crc32(s.encode()))}
+        if dev == set(with_audio):
+            dev.discard(max(with_audio, key=lambda s: zlib.crc32(s.encode())))
+    return [v for v in videos if v.speaker not in dev], [v for v in videos if v.speaker in dev]
+
+
+def compute_norms(train: list[Video], silence_features: np.ndarray) -> dict:
+    feats = np.concatenate([v.audio for v in train if v.audio is not None])
+    mean, std = feats.mean(0), feats.std(0) + 1e-5
+    pose = np.concatenate([v.pose for v in train])
+    return {"feat_mean": mean, "feat_std": std, "silence": silence_features.astype(np.float32),
+            "pose_std": pose.std(0) + 1e-6}
+
+
+class Windows:
+    """Normalized arrays and seeded random windows; audio is padded with silence features."""
+
+    def __init__(self, videos: list[Video], norms: dict, cfg: Config):
+        self.cfg, self.ctx = cfg, cfg.audio.context
+        fm, fs = norms["feat_mean"], norms["feat_std"]
+        sil = (norms["silence"] - fm) / fs
+        pad = np.repeat(sil[None], self.ctx + cfg.motion.clip_frames, 0).astype(np.float32)
+        self.videos = videos
+        self.feats = [None if v.audio is None else np.concatenate([pad, (v.audio - fm) / fs, pad]).astype(np.float32)
+                      for v in videos]
+        self.pose = [(v.pose / norms["pose_std"]).astype(np.float32) for v in videos]
+        self.pad = len(pad)
+        self.expr_ids = [i for i, v in enumerate(videos) if v.audio is not None and v.landmarks is not None
+                         and v.frames >= cfg.train.window]
+        self.motion_ids = [i for i, v in enumerate(videos) if v.frames >= cfg.motion.clip_frames
+                           and (v.audio is not None or cfg.train.use_motion_only)]
+
+    def _audio(self, i: int, start: int, n: int) -> np.ndarray:
+        f = self.feats[i]
+        if f is None:
+            return np.zeros((n + 2 * self.ctx, self.cfg.audio.feature_dim), np.float32)
+        a = self.pad + start - self.ctx
+        return f[a:a + n + 2 * self.ctx]
+
+    def _pick(self, ids, length, rng):
+        w = np.array([self.videos[i].frames - length + 1 for i in ids], float)
+        i = ids[rng.choice(len(ids), p=w / w.sum())]
+        return i, int(rng.integers(0, self.videos[i].frames - length + 1))
+
+    def expression_batch(self, rng, batch: int, starts=None):
+        w = self.cfg.train.window
+        picks = starts if starts is not None else [self._pick(self.expr_ids, w, rng) for _ in range(batch)]
+        feats = np.stack([self._audio(i, s, w) for i, s in picks])
+        weights = np.stack([self.videos[i].channels[s:s + w, N_HEAD:] for i, s in picks])
+        lms = np.stack([self.videos[i].landmarks[s:s + w] for i, s in picks])
+        return feats, weights, lms
+
+    def motion_batch(self, rng, batch: int, starts=None):
+        L, P = self.cfg.motion.clip_frames, self.cfg.motion.prev_frames
+        picks = starts if starts is not None else [self._pick(self.motion_ids, L, rng) for _ in range(batch)]
+        if starts is None:  # some clips start a take: no previous clip to join
+            picks = [(i, 0) if rng.random() < 0.15 else (i, s) for i, s in picks]
+        feats = np.stack([self._audio(i, s, L) for i, s in picks])
+        clip = np.stack([self.pose[i][s:s + L] for i, s in picks])
+        prev = np.stack([self.pose[i][s - P:s] if s >= P else np.zeros((P, N_HEAD), np.float32) for i, s in picks])
+        has_prev = np.array([float(s >= P) for _, s in picks], np.float32)
+        has_audio = np.array([float(self.feats[i] is not None) for i, _ in picks], np.float32)
+        return feats, clip, prev, has_prev, has_audio
+
+    def fixed_starts(self, ids, length, stride):
+        """Deterministic windows for dev losses: every `stride` frames of every video."""
+        return [(i, s) for i in ids for s in range(0, self.videos[i].frames - length + 1, stride)]
