@@ -1,0 +1,10 @@
+"""The long-running OSM-Net service that Blender and scripts talk to (`osmnet serve`).
+
+server.py  ROUTER loop (never blocks on work)    jobs.py     job table, queue, worker balancing
+handlers.py one function per request type        worker.py   workers: socket loop + compute threads
+tasks.py   what a worker does with one job       engine.py   adapter over osmnet Generator/renderer
+security.py loopback-by-default, CurveZMQ keys
+Wire format: blender_addon/protocol.py (docs/protocol.md). Nothing imports this package except
+the CLI (lazily), so osmnet itself never needs zmq.
+"""
+from .server import Limits, Server  # noqa: F401

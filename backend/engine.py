@@ -1,0 +1,76 @@
+"""The engine: a thin adapter over osmnet's Generator and renderer, loaded once per process.
+
+Workers only talk to this interface (stream, load_audio, load_image, portrait, render_frames),
+so the server mechanics can be tested with any object that follows it, and the model code
+stays free of anything network-related.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import tempfile
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+class Engine:
+    def __init__(self, generator, render_device: str | None = None):
+        self.generator = generator
+        self.name = str(getattr(generator, "name", type(generator).__name__))
+        self.device = str(getattr(generator, "device", "cpu"))
+        self.render_device = render_device or self.device
+        self.capabilities = ["generate"] + (["render"] if self._has_renderer() else [])
+
+    @classmethod
+    def load(cls, checkpoint=None, device: str = "cpu", threads: int | None = None) -> "Engine":
+        from osmnet.sample import Generator
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+
+        return cls(Generator.load(checkpoint, device=device))
+
+    @staticmethod
+    def _has_renderer() -> bool:
+        return importlib.util.find_spec("osmnet.render") is not None
+
+    # ---- generation ----
+    def stream(self, audio, **options):
+        """Yields TakeChunk(take, start, values (n, 58), fps, done) as soon as each exists."""
+        return self.generator.stream(audio, **options)
+
+    def load_audio(self, path=None, data: bytes | None = None, name: str = "") -> tuple[np.ndarray, int]:
+        """A path, or file bytes in any common format -> (float32 mono samples, 16000)."""
+        from osmnet.media import load_audio
+
+        if data is None:
+            return load_audio(path, sr=SAMPLE_RATE), SAMPLE_RATE
+        suffix = os.path.splitext(name)[1][:10] if name else ""
+        with tempfile.TemporaryDirectory(prefix="osmnet-audio-") as tmp:
+            path = os.path.join(tmp, "audio" + suffix)
+            with open(path, "wb") as f:
+                f.write(data)
+            return load_audio(path, sr=SAMPLE_RATE), SAMPLE_RATE
+
+    # ---- rendering ----
+    def load_image(self, path=None, data: bytes | None = None) -> np.ndarray:
+        """A path or encoded image bytes (PNG, JPEG, ...) -> RGB uint8 (H, W, 3)."""
+        from PIL import Image
+
+        with Image.open(path if data is None else io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+    def portrait(self, rgb: np.ndarray, face_index=None):
+        from osmnet.render import Portrait
+
+        return Portrait.from_image(rgb, face_index=face_index)
+
+    def render_frames(self, portrait, take, size: int):
+        from osmnet.render import render_frames
+
+        return render_frames(portrait, take, size=size, device=self.render_device)

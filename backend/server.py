@@ -1,0 +1,313 @@
+"""The ROUTER loop: receive -> decode -> dispatch -> forward streamed replies. Never blocks on work.
+
+Clients (DEALER) and workers (DEALER, `osmnet worker` or the in-process worker threads on
+inproc://) talk to one ROUTER socket. The loop only decodes headers, updates the job table and
+moves frames; workers do everything slow. Every failure a peer can cause is caught per message,
+so a bad request costs one `error` reply and nothing else. See docs/architecture.md.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+import zmq
+
+from blender_addon import protocol as P
+from blender_addon.protocol import Message, ProtocolError
+
+from . import handlers
+from .jobs import Job, JobTable, WorkerState
+from .security import check_bind, secure_server
+
+log = logging.getLogger("osmnet.backend")
+
+
+@dataclass
+class Limits:
+    max_message_mb: float = 64.0
+    max_audio_seconds: float = 600.0
+    max_takes: int = 64
+    max_queue: int = 256
+    heartbeat: float = 1.0         # clients and workers send one at least this often
+    client_timeout: float = 10.0   # a client with jobs silent this long is gone: cancel its jobs
+    worker_timeout: float = 10.0   # a worker silent this long is gone: fail its jobs
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 2**20)
+
+
+def peer_is_local(frame) -> bool:
+    """Whether a message came from this machine (tcp from loopback, or inproc/ipc)."""
+    try:
+        addr = frame.get("Peer-Address")
+    except (zmq.ZMQError, AttributeError):
+        return True  # inproc:// and ipc:// carry no peer address: same process or machine
+    return addr.startswith("127.") or addr in ("::1", "::ffff:127.0.0.1") or addr.startswith("::ffff:127.")
+
+
+class Server:
+    """`Server(bind, engine=..., local_workers=1).serve_forever()`; `.start()` runs it in a thread."""
+
+    def __init__(self, bind: str = "tcp://127.0.0.1:5555", *, engine=None, local_workers: int = 1,
+                 keys_dir=None, limits: Limits | None = None, expect_workers: bool = False):
+        check_bind(bind, keys_dir)
+        self.bind_address, self.keys_dir = bind, keys_dir
+        self.engine, self.limits = engine, limits or Limits()
+        self.n_local = local_workers if engine is not None else 0
+        self.expect_workers = expect_workers  # accept jobs while no worker is attached yet
+        self.table = JobTable(self.limits.max_queue)
+        self.address: str | None = None
+        self._inproc = f"inproc://osmnet-server-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = None
+        self._local_workers = []
+        self._startup_error = None
+
+    # ---- lifecycle ----
+    def start(self, timeout: float = 30.0) -> "Server":
+        """Serve in a background thread; returns once bound (raises what binding raised)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="osmnet-router", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("server did not start in time")
+        if self._startup_error:
+            raise self._startup_error
+        return self
+
+    def request_stop(self):
+        self._stop.set()
+
+    def stop(self, timeout: float = 10.0):
+        self._stop.set()
+        self.join(timeout)
+
+    def join(self, timeout=None):
+        if self._thread:
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def serve_forever(self):
+        ctx = zmq.Context()
+        auth = None
+        try:
+            sock = ctx.socket(zmq.ROUTER)
+            sock.linger = 0
+            sock.router_mandatory = 1
+            sock.sndhwm = sock.rcvhwm = 100_000
+            sock.maxmsgsize = 2 * self.limits.max_message_bytes  # hard cap; the soft cap replies too_large
+            if self.keys_dir is not None:
+                auth = secure_server(sock, ctx, self.keys_dir)
+            endpoint = self.bind_address
+            if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
+                endpoint = endpoint[:-2] + ":*"  # port 0: let the OS pick a free port
+            sock.bind(endpoint)
+            self.address = sock.last_endpoint.decode()
+            sock.bind(self._inproc)  # the in-process workers attach here
+            self._sock = sock
+            self._start_local_workers(ctx)
+        except Exception as e:
+            self._startup_error = e
+            self._ready.set()
+            if auth:
+                auth.stop()
+            ctx.destroy(linger=0)
+            return
+        self._ready.set()
+        log.info("serving on %s", self.address)
+        try:
+            self._loop(sock)
+        finally:
+            self._shutdown(sock)
+            for w in self._local_workers:
+                w.join(5.0)
+            if auth:
+                auth.stop()
+            ctx.destroy(linger=0)
+
+    def _start_local_workers(self, ctx):
+        from .worker import Worker
+
+        for i in range(self.n_local):
+            w = Worker(self._inproc, self.engine, name=f"local-{i}", ctx=ctx,
+                       heartbeat=self.limits.heartbeat, stop_event=self._stop)
+            self._local_workers.append(w.start())
+
+    # ---- the loop ----
+    def _loop(self, sock):
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        next_check = 0.0
+        while not self._stop.is_set():
+            if poller.poll(100):
+                for _ in range(1000):  # fairness: let the periodic checks run under flood
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    try:
+                        self._handle(frames)
+                    except Exception:  # the loop must survive anything one message can cause
+                        log.exception("unexpected error while handling a message")
+                        self._safe_reply(frames[0].bytes, P.error(
+                            "internal", "the server failed on this message; see its log and report it"))
+            now = time.monotonic()
+            if now >= next_check:
+                self._check_heartbeats(now)
+                next_check = now + self.limits.heartbeat / 4
+
+    def _handle(self, frames):
+        identity = frames[0].bytes
+        body = frames[1:]
+        worker = self.table.workers.get(identity)
+        try:
+            msg = P.decode(body, max_bytes=self.limits.max_message_bytes)
+        except ProtocolError as e:
+            ref, _ = P.peek_ids(body[0]) if body else (None, None)
+            if worker is None:
+                self._safe_reply(identity, P.error(e.code, e.message, ref))
+            return
+        now = time.monotonic()
+        if worker is not None or msg.type in ("worker_hello", "worker_heartbeat"):
+            self._handle_worker(identity, worker, msg, body, now)
+            return
+        client = self.table.touch_client(identity, peer_is_local(body[0]), now)
+        handler = handlers.HANDLERS.get(msg.type)
+        if handler is None:
+            raise_msg = P.error("unknown_type", f"{msg.type!r} is not a request a client can send; "
+                                f"requests are {', '.join(P.REQUESTS)}", msg.id)
+            self._safe_reply(identity, raise_msg)
+            return
+        try:
+            handler(self, client, msg)
+        except ProtocolError as e:
+            self._safe_reply(identity, P.error(e.code, e.message, msg.id))
+        self._dispatch(now)
+
+    def _handle_worker(self, identity, worker, msg, body, now):
+        if msg.type in ("worker_hello", "worker_heartbeat"):
+            c = msg.content
+            if worker is None:
+                slots = c.get("slots", 1)
+                worker = WorkerState(identity, str(c.get("name", "worker"))[:64], str(c.get("device", "?"))[:32],
+                                     str(c.get("model", "?"))[:64],
+                                     slots if isinstance(slots, int) and 1 <= slots <= 64 else 1,
+                                     peer_is_local(body[0]), now)
+                caps = c.get("capabilities")
+                if isinstance(caps, list):
+                    worker.capabilities = tuple(x for x in caps if x in ("generate", "render"))
+                self.table.add_worker(worker)
+                log.info("worker %s attached (%s, %s)", worker.name, worker.device, worker.model)
+                self._safe_reply(identity, self.welcome())
+            worker.last_seen = now
+            self._dispatch(now)
+            return
+        worker.last_seen = now
+        job_id = msg.ref
+        job = self.table.jobs.get(job_id)
+        ended = msg.type in ("finished", "error")
+        if job is not None and job.worker == identity:
+            self._send(job.client, body)
+            if ended:
+                self.table.finish(job_id)
+        if ended:
+            self.table.release(identity, job_id)
+            self._dispatch(now)
+
+    def _dispatch(self, now):
+        for job, worker in list(self.table.assignments(now)):
+            work = Message("work", {"job": job.id, "kind": job.kind, "spec": job.spec}, job.buffers, ref=job.id)
+            self._send(worker.identity, P.encode(work))
+
+    # ---- cancellation and liveness ----
+    def cancel_job(self, job: Job, *, notify: bool, reason: str = "cancelled by the client"):
+        if job.worker is not None:
+            self._send(job.worker, P.encode(Message("cancel_work", {"job": job.id}, ref=job.id)))
+        self.table.finish(job.id)
+        if notify:
+            self._safe_reply(job.client, Message("finished", {"job": job.id, "status": "cancelled",
+                                                              "reason": reason}), ref=job.id)
+
+    def _check_heartbeats(self, now):
+        lim = self.limits
+        for client in self.table.silent_clients(now, lim.client_timeout):
+            log.info("client silent for %.1f s: cancelling its %d jobs", now - client.last_seen, len(client.jobs))
+            self._client_gone(client.identity)
+        for worker in self.table.silent_workers(now, lim.worker_timeout):
+            self._worker_gone(worker.identity, f"worker {worker.name} stopped answering")
+        self.table.forget_idle_clients(now, keep_for=max(60.0, 3 * lim.client_timeout))
+        self._dispatch(now)
+
+    def _client_gone(self, identity):
+        client = self.table.clients.pop(identity, None)
+        if client:
+            for job_id in list(client.jobs):
+                job = self.table.jobs.get(job_id)
+                if job:
+                    self.cancel_job(job, notify=False)
+
+    def _worker_gone(self, identity, why):
+        for job_id in self.table.remove_worker(identity):
+            job = self.table.finish(job_id)
+            self.table.draining.pop(job_id, None)
+            self._safe_reply(job.client, P.error("worker_lost", f"{why} while running this job; run it again"),
+                             ref=job_id)
+
+    # ---- sending ----
+    def welcome(self) -> Message:
+        from osmnet import __version__
+        from osmnet.take import ALL_CHANNELS
+
+        workers = [w.describe() for w in self.table.workers.values()]
+        first = workers[0] if workers else {}
+        caps = sorted({c for w in self.table.workers.values() for c in w.capabilities})
+        return Message("welcome", {
+            "protocol": P.PROTOCOL_VERSION, "server": f"osmnet {__version__}",
+            "model": first.get("model"), "device": first.get("device"), "workers": workers,
+            "capabilities": caps, "channels": list(ALL_CHANNELS), "heartbeat": self.limits.heartbeat,
+            "limits": {k: v for k, v in asdict(self.limits).items() if k.startswith("max_")},
+        })
+
+    def reply(self, identity, msg: Message, ref=None):
+        if ref is not None:
+            msg.ref = ref
+        self._send(identity, P.encode(msg))
+
+    def _safe_reply(self, identity, msg: Message, ref=None):
+        try:
+            self.reply(identity, msg, ref)
+        except Exception:
+            log.exception("could not send a reply")
+
+    def _send(self, identity: bytes, frames) -> bool:
+        try:
+            self._sock.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.ZMQError as e:
+            if e.errno not in (errno.EHOSTUNREACH, errno.EAGAIN):
+                raise
+        # The peer is gone (or stopped reading): drop it so nothing waits on it.
+        if identity in self.table.workers:
+            self._worker_gone(identity, "the worker disconnected")
+        elif identity in self.table.clients:
+            self._client_gone(identity)
+        return False
+
+    def _shutdown(self, sock):
+        for job in list(self.table.jobs.values()):
+            self._safe_reply(job.client, P.error("shutting_down", "the server is shutting down; start "
+                                                 "`osmnet serve` again and run this job again"), ref=job.id)
+            self.cancel_job(job, notify=False)
+        for identity in list(self.table.workers):
+            try:
+                sock.send_multipart([identity, *P.encode(Message("worker_stop", {}))], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+        sock.close(linger=500)  # let the last replies leave before the context is destroyed

@@ -1,0 +1,126 @@
+"""What a worker does with one job: decode inputs, run the engine, stream events back.
+
+Runs on a worker's compute thread. `emit(Message)` hands an event to the worker's socket loop;
+`cancelled` is checked between every chunk, so a cancel stops the job at the next chunk.
+Every failure ends the job with an `error` event whose message says what to do; nothing escapes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from blender_addon.protocol import Message, ProtocolError
+from osmnet.take import ALL_CHANNELS, Take
+
+log = logging.getLogger("osmnet.backend")
+PROGRESS_EVERY = 0.1  # seconds between progress events
+FRAMES_BATCH = 8      # rendered frames per `frames` message
+
+
+def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
+    start = time.monotonic()
+    try:
+        run = run_generate if kind == "generate" else run_render
+        status = run(engine, spec, buffers, cancelled, emit)
+    except ProtocolError as e:
+        emit(Message("error", {"code": e.code, "message": e.message}))
+        return
+    except Exception as e:  # the engine failed: report it, keep the worker alive
+        log.exception("job failed")
+        emit(Message("error", {"code": "internal", "message": f"{kind} failed: {type(e).__name__}: {e}"}))
+        return
+    emit(Message("finished", {"status": status, "elapsed": round(time.monotonic() - start, 4)}))
+
+
+def _audio(engine, spec, buffers) -> tuple[np.ndarray, int]:
+    src = spec["audio"]
+    try:
+        if src["kind"] == "samples":
+            return np.asarray(buffers[src["buffer"]], dtype=np.float32), src["sr"]
+        if src["kind"] == "path":
+            return engine.load_audio(path=src["path"])
+        return engine.load_audio(data=buffers[src["buffer"]], name=src.get("name", ""))
+    except Exception as e:
+        raise ProtocolError("bad_audio", f"could not decode the audio ({type(e).__name__}: {e}); export it "
+                            "as WAV/MP3/OGG/FLAC and try again") from None
+
+
+def run_generate(engine, spec, buffers, cancelled, emit) -> str:
+    wave, sr = _audio(engine, spec, buffers)
+    seconds = wave.shape[0] / sr
+    if seconds > spec["max_audio_seconds"]:
+        raise ProtocolError("audio_too_long", f"the audio lasts {seconds:.1f} s; this server accepts at most "
+                            f"{spec['max_audio_seconds']:g} s: split it or raise --max-audio-seconds")
+    if not np.all(np.isfinite(wave)):
+        raise ProtocolError("bad_audio", "the audio samples contain NaN or infinite values")
+    takes, fps = spec["takes"], spec["fps"]
+    frames = math.ceil(round(seconds * fps, 6))
+    emit(Message("started", {"takes": takes, "frames": frames, "fps": fps, "seconds": seconds,
+                             "channels": list(ALL_CHANNELS)}))
+    base = None
+    if spec["base"] is not None:
+        base = Take.from_array(buffers[spec["base"]["buffer"]], spec["base"]["fps"])
+    stream = engine.stream((wave, sr), takes=takes, seed=spec["seed"], diversity=spec["diversity"],
+                           intensity=spec["intensity"], fps=fps, base=base,
+                           reroll=tuple(spec["reroll"]) if spec["reroll"] else None)
+    produced, last_progress = 0, 0.0
+    try:
+        for chunk in stream:
+            if cancelled.is_set():
+                return "cancelled"
+            values = np.ascontiguousarray(chunk.values, dtype=np.float32)
+            emit(Message("chunk", {"take": int(chunk.take), "start": int(chunk.start), "frames": values.shape[0],
+                                   "fps": float(chunk.fps), "done": bool(chunk.done)}, [values]))
+            produced += values.shape[0]
+            if chunk.done:
+                emit(Message("take_done", {"take": int(chunk.take), "frames": int(chunk.start) + values.shape[0]}))
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_EVERY:
+                last_progress = now
+                emit(Message("progress", {"stage": "generating",
+                                          "done": min(1.0, produced / max(1, takes * frames))}))
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()  # stop the generator's own work promptly on cancel
+    return "cancelled" if cancelled.is_set() else "ok"
+
+
+def run_render(engine, spec, buffers, cancelled, emit) -> str:
+    src = spec["image"]
+    try:
+        if src["kind"] == "pixels":
+            rgb = np.ascontiguousarray(buffers[src["buffer"]])
+        elif src["kind"] == "path":
+            rgb = engine.load_image(path=src["path"])
+        else:
+            rgb = engine.load_image(data=buffers[src["buffer"]])
+    except Exception as e:
+        raise ProtocolError("bad_image", f"could not read the portrait ({type(e).__name__}: {e}); use a "
+                            "PNG or JPEG photo") from None
+    take = Take.from_array(np.asarray(buffers[spec["take"]["buffer"]]), spec["take"]["fps"])
+    try:
+        portrait = engine.portrait(rgb, spec["face_index"])
+    except Exception as e:
+        raise ProtocolError("bad_image", f"{e}") from None
+    size = spec["size"]
+    emit(Message("started", {"frames": take.frames, "fps": take.fps, "size": size}))
+    batch, start, last_progress = [], 0, 0.0
+    for frame in engine.render_frames(portrait, take, size):
+        if cancelled.is_set():
+            return "cancelled"
+        batch.append(np.asarray(frame, dtype=np.uint8))
+        if len(batch) == FRAMES_BATCH:
+            emit(Message("frames", {"start": start, "count": len(batch)}, [np.stack(batch)]))
+            start += len(batch)
+            batch = []
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_EVERY:
+                last_progress = now
+                emit(Message("progress", {"stage": "rendering", "done": start / take.frames}))
+    if batch and not cancelled.is_set():
+        emit(Message("frames", {"start": start, "count": len(batch)}, [np.stack(batch)]))
+    return "cancelled" if cancelled.is_set() else "ok"

@@ -1,0 +1,165 @@
+"""A worker: attaches to the server's ROUTER, runs jobs on compute threads, streams events back.
+
+The same class runs as the server's in-process workers (inproc://, sharing the server's loaded
+engine) and as `osmnet worker --connect tcp://...` (its own process, its own engine, e.g. one per
+GPU or machine). One socket-loop thread owns the DEALER socket; compute threads hand it events
+through a queue and wake it through an inproc pipe, so cancels are read while a job runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+
+import zmq
+
+from blender_addon import protocol as P
+from blender_addon.protocol import Message, ProtocolError
+
+from .tasks import run_job
+
+log = logging.getLogger("osmnet.backend")
+
+
+class Worker:
+    def __init__(self, connect: str, engine, *, name: str | None = None, slots: int = 1, ctx=None,
+                 keys_dir=None, heartbeat: float = 1.0, stop_event: threading.Event | None = None):
+        self.connect, self.engine, self.slots = connect, engine, slots
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.keys_dir, self.heartbeat = keys_dir, heartbeat
+        self._own_ctx = ctx is None
+        self.ctx = ctx or zmq.Context()
+        self.stop_event = stop_event or threading.Event()
+        self._outbox: queue.Queue = queue.Queue()
+        self._wake_addr = f"inproc://osmnet-worker-wake-{uuid.uuid4().hex[:8]}"
+        self._wake_lock = threading.Lock()
+        self._jobs: dict[str, tuple[threading.Event, threading.Thread]] = {}
+        self._thread = None
+
+    def start(self) -> "Worker":
+        self._thread = threading.Thread(target=self.run, name=f"osmnet-worker-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout=None):
+        if self._thread:
+            self._thread.join(timeout)
+
+    def request_stop(self):
+        self.stop_event.set()
+
+    def is_alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def _hello(self) -> Message:
+        return Message("worker_hello", {"name": self.name, "device": self.engine.device, "model": self.engine.name,
+                                        "slots": self.slots, "capabilities": list(self.engine.capabilities),
+                                        "pid": os.getpid()})
+
+    def run(self):
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.sndhwm = sock.rcvhwm = 100_000
+        if self.keys_dir is not None:
+            from blender_addon.client import apply_client_keys
+
+            apply_client_keys(sock, self.keys_dir)
+        sock.connect(self.connect)
+        wake_in = self.ctx.socket(zmq.PULL)
+        wake_in.bind(self._wake_addr)
+        self._wake_out = self.ctx.socket(zmq.PUSH)
+        self._wake_out.connect(self._wake_addr)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(wake_in, zmq.POLLIN)
+        sock.send_multipart(P.encode(self._hello()))
+        next_beat = time.monotonic() + self.heartbeat
+        try:
+            while not self.stop_event.is_set():
+                ready = dict(poller.poll(min(100, int(self.heartbeat * 500))))
+                if wake_in in ready:
+                    while True:
+                        try:
+                            wake_in.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                self._flush(sock)
+                if sock in ready:
+                    self._receive(sock)
+                now = time.monotonic()
+                if now >= next_beat:
+                    beat = self._hello()
+                    beat.type = "worker_heartbeat"
+                    beat.content["running"] = len(self._jobs)
+                    sock.send_multipart(P.encode(beat), zmq.NOBLOCK)
+                    next_beat = now + self.heartbeat
+        finally:
+            for cancelled, _ in self._jobs.values():
+                cancelled.set()
+            for _, thread in list(self._jobs.values()):
+                thread.join(2.0)
+            self._flush(sock)
+            for s in (sock, wake_in, self._wake_out):
+                s.close(linger=200)
+            if self._own_ctx:
+                self.ctx.term()
+
+    def _receive(self, sock):
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                msg = P.decode(frames)
+            except ProtocolError as e:
+                log.warning("worker %s: dropped a bad message from the server: %s", self.name, e)
+                continue
+            if msg.type == "work":
+                self._start_job(msg)
+            elif msg.type == "cancel_work":
+                entry = self._jobs.get(msg.content.get("job"))
+                if entry:
+                    entry[0].set()
+            elif msg.type == "worker_stop":
+                log.info("worker %s: server asked us to stop", self.name)
+                self.stop_event.set()
+            elif msg.type == "welcome":
+                log.info("worker %s attached to the server", self.name)
+
+    def _start_job(self, msg: Message):
+        job_id = msg.content["job"]
+        cancelled = threading.Event()
+
+        def emit(event: Message):
+            event.ref = job_id
+            self._outbox.put(P.encode(event))
+            with self._wake_lock:
+                self._wake_out.send(b"", zmq.NOBLOCK)
+
+        def body():
+            try:
+                run_job(self.engine, msg.content["kind"], msg.content["spec"], msg.buffers, cancelled, emit)
+            finally:
+                self._outbox.put(("done", job_id))
+                with self._wake_lock:
+                    self._wake_out.send(b"", zmq.NOBLOCK)
+
+        thread = threading.Thread(target=body, name=f"osmnet-job-{job_id[:8]}", daemon=True)
+        self._jobs[job_id] = (cancelled, thread)
+        thread.start()
+
+    def _flush(self, sock):
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, tuple):
+                self._jobs.pop(item[1], None)
+                continue
+            sock.send_multipart(item, copy=False)
