@@ -97,8 +97,6 @@ def check_generate(msg: Message, local: bool, limits) -> tuple[dict, bool]:
         spec["reroll"] = rr
     if c.get("base") is not None:
         spec["base"] = _check_take(msg, c["base"], "base")
-        if spec["reroll"] and spec["reroll"][1] > msg.buffers[spec["base"]["buffer"]].shape[0]:
-            raise ProtocolError("bad_request", "\"reroll\" ends after the last frame of the base take")
     elif spec["reroll"]:
         raise ProtocolError("bad_request", "\"reroll\" needs a \"base\" take whose range is generated again")
     return spec, local_only

@@ -28,9 +28,13 @@ def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
     except ProtocolError as e:
         emit(Message("error", {"code": e.code, "message": e.message}))
         return
-    except Exception as e:  # the engine failed: report it, keep the worker alive
-        log.exception("job failed")
-        emit(Message("error", {"code": "internal", "message": f"{kind} failed: {type(e).__name__}: {e}"}))
+    except Exception as e:
+        if isinstance(e, ValueError) and type(e).__module__.startswith("osmnet."):
+            # osmnet's own input errors (GenerateError, TakeError, ...) already say what to fix.
+            emit(Message("error", {"code": "bad_request", "message": str(e)}))
+        else:  # the engine failed: report it, keep the worker alive
+            log.exception("job failed")
+            emit(Message("error", {"code": "internal", "message": f"{kind} failed: {type(e).__name__}: {e}"}))
         return
     emit(Message("finished", {"status": status, "elapsed": round(time.monotonic() - start, 4)}))
 

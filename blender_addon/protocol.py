@@ -95,7 +95,7 @@ def _describe(buf) -> tuple[dict, bytes | memoryview]:
         raise ProtocolError("bad_request", f"arrays may have at most {MAX_DIMS} dimensions, got {arr.ndim}")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return {"dtype": name, "shape": list(arr.shape)}, memoryview(arr).cast("B")
+    return {"dtype": name, "shape": list(arr.shape)}, memoryview(arr.reshape(-1).view(np.uint8))
 
 
 def encode(msg: Message) -> list:

@@ -1,0 +1,130 @@
+"""Helpers to run real servers and workers as processes, for the backend tests and bench/.
+
+Nothing here is used by the service itself; it lives in the package so tests and benchmarks
+launch `osmnet serve` / `osmnet worker` exactly the way a person does.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Proc:
+    """A running `osmnet ...` command; waits for a line on stderr that says it is ready."""
+
+    def __init__(self, args, ready: str, env=None, timeout: float = 90.0):
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.args = args
+        self.p = subprocess.Popen([sys.executable, "-m", "osmnet.cli", *args], cwd=ROOT, env=full_env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
+        if not self._ready.wait(timeout) or self.p.poll() is not None:
+            self.kill()
+            raise RuntimeError(f"`osmnet {' '.join(args)}` did not start:\n" + "".join(self.lines[-30:]))
+
+    def _read(self, ready):
+        for line in self.p.stdout:
+            self.lines.append(line)
+            if ready in line:
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        return self.p.returncode
+
+
+def serve(port: int, *extra, env=None) -> Proc:
+    return Proc(["serve", "--bind", f"tcp://127.0.0.1:{port}", *extra], "listening on", env=env)
+
+
+def worker(port: int, *extra, env=None) -> Proc:
+    return Proc(["worker", "--connect", f"tcp://127.0.0.1:{port}", *extra], "attached to the server", env=env)
+
+
+def speech(seconds: float, data_dir: Path | None = None) -> tuple[np.ndarray, int]:
+    """Real speech from the shared data, looped to `seconds` (16 kHz mono float32)."""
+    from osmnet.media import load_audio
+
+    data_dir = data_dir or ROOT.parent / "shared" / "data" / "audio"
+    waves = [load_audio(p, sr=16000) for p in sorted(Path(data_dir).glob("*.wav"))[:6]]
+    if not waves:
+        raise FileNotFoundError(f"no speech .wav files in {data_dir}")
+    wave = np.concatenate(waves)
+    n = int(seconds * 16000)
+    return np.resize(wave, n).astype(np.float32), 16000
+
+
+def checkpoint_for_tests(tmp_dir) -> Path | None:
+    """The shipped checkpoint if present, else an untrained one with the real architecture.
+
+    Streaming, seeding and identity are properties of the Generator code, not of trained
+    weights, so an untrained checkpoint tests the backend path faithfully while the default
+    model is still being trained. Returns None to mean "use the shipped default".
+    """
+    import torch
+
+    from osmnet import checkpoint, eyes
+    from osmnet.audio import FEATURE_DIM
+    from osmnet.config import Config
+    from osmnet.model import OSMNet
+
+    if checkpoint.DEFAULT_CHECKPOINT.is_file():
+        return None
+    path = Path(tmp_dir) / "untrained.pt"
+    if path.is_file():
+        return path
+    cfg = Config()
+    cfg.audio.feature_dim = FEATURE_DIM
+    torch.manual_seed(0)
+    model = OSMNet(cfg)
+    rng = np.random.default_rng(0)
+    tracks = [np.clip(rng.normal(0.1, 0.05, (500, 58)), 0, 1).astype(np.float32) for _ in range(2)]
+    norms = {"feat_mean": np.zeros(FEATURE_DIM, np.float32), "feat_std": np.ones(FEATURE_DIM, np.float32),
+             "silence": np.zeros(FEATURE_DIM, np.float32), "pose_std": np.full(6, 0.05, np.float32)}
+    ck = checkpoint.Checkpoint(cfg, model.state_dict(), norms, eyes.fit(tracks), {"note": "untrained, for tests"})
+    checkpoint.save(ck, path)
+    return path
