@@ -199,11 +199,13 @@ def track_video(path, audio=None, model_path=None, fps: float = 25.0, progress=N
 
 def check_audio_length(audio, video_duration: float, tolerance: float = MAX_AUDIO_MISMATCH_S) -> np.ndarray:
     """Load the 16 kHz audio and refuse it when its length differs from the video's."""
-    wave = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
+    given = isinstance(audio, np.ndarray)
+    wave = audio if given else load_audio(audio)
     dur = len(wave) / 16000
     if abs(dur - video_duration) > tolerance:
-        raise TrackError(f"audio {'' if isinstance(audio, np.ndarray) else audio} lasts {dur:.2f} s but the "
-                         f"video lasts {video_duration:.2f} s; they must match (within {tolerance} s)")
+        raise TrackError(f"the audio{'' if given else ' ' + str(audio)} lasts {dur:.2f} s but the video lasts "
+                         f"{video_duration:.2f} s; they must match (within {tolerance} s): use the speech "
+                         "recorded with this video")
     return wave
 
 
