@@ -79,6 +79,143 @@ def _run_prepare(a):
     return 1 if s["failed"] else 0
 
 
+# ---- model (`osmnet train`, `generate`, `evaluate`, `plot`): osmnet.train / sample / evaluate / plot
+
+def _model_errors():
+    from osmnet.checkpoint import CheckpointError
+    from osmnet.config import ConfigError
+    from osmnet.sample import GenerateError
+    from osmnet.trainset import DatasetError as TrainsetError
+
+    return (CheckpointError, ConfigError, GenerateError, TrainsetError, *_foundation_errors())
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train the model on a prepared dataset (torchrun-aware)")
+    p.add_argument("--data", required=True, help="dataset folder made by `osmnet prepare`")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--epochs", type=int, help="training epochs (default from the config)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config override, e.g. --set motion.bases=16 (repeatable)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(a):
+    from pathlib import Path
+
+    from osmnet.config import Config
+    from osmnet.train import train
+
+    try:
+        cfg = Config().override(a.set)
+        if not Path(a.data).is_dir():
+            raise CommandError(f"dataset folder {a.data} does not exist; make one with `osmnet prepare`")
+        train(a.data, a.out, cfg, epochs=a.epochs, seed=a.seed, device=a.device,
+              command="osmnet " + " ".join(sys.argv[1:]))
+    except _model_errors() as e:
+        raise CommandError(str(e)) from None
+
+
+def _reroll_range(text):
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"re-roll range {text!r} must look like START:END (frames)") from None
+    return a, b
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="speech -> several takes of head motion and expression")
+    p.add_argument("audio", help="speech file (wav, mp3, ogg, flac, or a video with audio)")
+    p.add_argument("--takes", type=int, default=4, help="number of takes (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="same seed -> identical takes (default 0)")
+    p.add_argument("--out", required=True, help="folder for take_00.json, take_01.json, ...")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the takes (default 25)")
+    p.add_argument("--diversity", type=float, default=1.0,
+                   help="0 = the one mapped motion, 1 = the learned range (default), >1 wider")
+    p.add_argument("--intensity", type=float, default=1.0, help="head-motion gain (default 1)")
+    p.add_argument("--base", help="take to re-roll (with --reroll)")
+    p.add_argument("--reroll", type=_reroll_range, metavar="START:END", help="frames of --base to replace")
+    p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.set_defaults(run=_run_generate)
+
+
+def _run_generate(a):
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from osmnet.sample import Generator
+    from osmnet.take import Take
+
+    if (a.base is None) != (a.reroll is None):
+        raise CommandError("--base and --reroll go together: --base take.json --reroll START:END")
+    try:
+        base = Take.load(a.base) if a.base else None
+        gen = Generator.load(a.checkpoint, device=a.device)
+        parts = {}
+        with tqdm(desc="generate", unit="chunk", file=sys.stderr, leave=False) as bar:
+            for ch in gen.stream(a.audio, takes=a.takes, seed=a.seed, diversity=a.diversity, intensity=a.intensity,
+                                 fps=a.fps, base=base, reroll=a.reroll):
+                parts.setdefault(ch.take, []).append(ch.values)
+                bar.update(1)
+        import numpy as np
+
+        meta = {"generator": gen.name, "audio": Path(a.audio).name, "seed": a.seed, "diversity": a.diversity,
+                "intensity": a.intensity, **({"reroll": list(a.reroll)} if a.reroll else {})}
+        out = Path(a.out)
+        for k in sorted(parts):
+            Take.from_array(np.concatenate(parts[k]), a.fps, meta={**meta, "take": k}).save(out / f"take_{k:02d}.json")
+    except _model_errors() as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {len(parts)} takes to {out}/ (take_00.json ...), {a.fps:g} fps")
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="dev-speaker metrics of a checkpoint vs baselines")
+    p.add_argument("--data", default=".work/dataset", help="dataset folder (default .work/dataset)")
+    p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
+    p.add_argument("--takes", type=int, default=8, help="takes per dev video (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results here")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(a):
+    from osmnet.evaluate import evaluate, format_table
+
+    try:
+        result = evaluate(a.data, a.checkpoint, takes=a.takes, seed=a.seed, out_json=a.json)
+    except (ValueError, *_model_errors()) as e:
+        raise CommandError(str(e)) from None
+    print(f"dev speakers: {', '.join(result['dev_speakers'])} ({result['dev_seconds']} s)")
+    print(format_table(result))
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="head angles and key blendshapes of several takes on one chart")
+    p.add_argument("takes", nargs="+", help="take files (.json)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.set_defaults(run=_run_plot)
+
+
+def _run_plot(a):
+    from pathlib import Path
+
+    from osmnet.plot import plot_takes
+    from osmnet.take import Take, TakeError
+
+    try:
+        takes = [Take.load(p) for p in a.takes]
+        plot_takes(takes, a.out, labels=[Path(p).stem for p in a.takes])
+    except TakeError as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {a.out}")
+
+
 # ---- backend (`osmnet serve`, `osmnet worker`, `osmnet keys`): backend/ is imported lazily here,
 # the one place allowed to reach into it, so `import osmnet` never needs zmq.
 
@@ -185,7 +322,7 @@ def _run_keys(a):
     return 0
 
 
-COMMANDS = [_add_track, _add_prepare, _add_serve, _add_worker, _add_keys]
+COMMANDS = [_add_track, _add_prepare, _add_serve, _add_worker, _add_keys, _add_train, _add_generate, _add_evaluate, _add_plot]
 
 
 def build_parser() -> argparse.ArgumentParser:

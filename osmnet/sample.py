@@ -75,6 +75,24 @@ def read_audio(audio) -> np.ndarray:
     return wave
 
 
+@dataclass
+class FeatureArray:
+    """Precomputed (T, FEATURE_DIM) features standing in for a wave (dataset clips in evaluation)."""
+
+    feats: np.ndarray
+
+    @property
+    def frames(self) -> int:
+        return len(self.feats)
+
+    def window(self, f0: int, f1: int, silence: np.ndarray) -> np.ndarray:
+        out = np.repeat(silence[None].astype(np.float32), f1 - f0, 0)
+        lo, hi = max(f0, 0), min(f1, len(self.feats))
+        if hi > lo:
+            out[lo - f0:hi - f0] = self.feats[lo:hi]
+        return out
+
+
 class Generator:
     def __init__(self, ckpt: ckpt_mod.Checkpoint, device: str = "cpu", name: str = "osmnet"):
         self.ckpt, self.cfg, self.device, self.name = ckpt, ckpt.config, device, name
@@ -92,16 +110,20 @@ class Generator:
         return cls(ck, device, name)
 
     # ---- pieces ---------------------------------------------------------------------------
-    def _features(self, wave: np.ndarray, f0: int, f1: int) -> torch.Tensor:
-        """Normalized features of model frames [f0, f1) (may reach outside the audio: silence)."""
-        from osmnet.audio import audio_features
+    def _features(self, wave, f0: int, f1: int) -> torch.Tensor:
+        """Normalized features of model frames [f0, f1) (may reach outside the audio: silence).
+        `wave` is a 16 kHz wave, or a FeatureArray of precomputed features (evaluation)."""
+        if isinstance(wave, FeatureArray):
+            f = wave.window(f0, f1, self.ckpt.norms["silence"])
+        else:
+            from osmnet.audio import audio_features
 
-        a, b = (f0 - MARGIN) * self.hop, (f1 + MARGIN) * self.hop
-        seg = np.zeros(b - a, np.float32)
-        lo, hi = max(a, 0), min(b, len(wave))
-        if hi > lo:
-            seg[lo - a:hi - a] = wave[lo:hi]
-        f = audio_features(seg, SR, self.fps_model)[MARGIN:MARGIN + f1 - f0]
+            a, b = (f0 - MARGIN) * self.hop, (f1 + MARGIN) * self.hop
+            seg = np.zeros(b - a, np.float32)
+            lo, hi = max(a, 0), min(b, len(wave))
+            if hi > lo:
+                seg[lo - a:hi - a] = wave[lo:hi]
+            f = audio_features(seg, SR, self.fps_model)[MARGIN:MARGIN + f1 - f0]
         f = (f - self.feat_mean) / self.feat_std
         return torch.as_tensor(f[None], dtype=torch.float32, device=self.device)
 
@@ -160,14 +182,18 @@ class Generator:
             raise GenerateError(f"fps must be between 1 and 240, got {fps!r}")
         if (base is None) != (reroll is None):
             raise GenerateError("re-roll needs both a base take and a START:END range")
-        wave = read_audio(audio)
+        wave = audio if isinstance(audio, FeatureArray) else read_audio(audio)
         if base is not None:
             yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps)
             return
         from osmnet.audio import n_frames
 
-        t_model = n_frames(len(wave), SR, self.fps_model)
-        t_out = n_frames(len(wave), SR, fps)
+        if isinstance(wave, FeatureArray):
+            t_model = wave.frames
+            t_out = n_frames(wave.frames, int(self.fps_model), fps)
+        else:
+            t_model = n_frames(len(wave), SR, self.fps_model)
+            t_out = n_frames(len(wave), SR, fps)
         res = [Resampler(self.fps_model, fps, t_model, t_out) for _ in range(takes)]
         for f0, vals in self._blocks(wave, 0, t_model, takes, seed, diversity, intensity):
             last = f0 + vals.shape[1] >= t_model

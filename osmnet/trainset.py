@@ -55,13 +55,14 @@ def read_index(root: Path) -> list[dict]:
     return clips
 
 
-def load_videos(root, basis) -> list[Video]:
-    """Every clip of the dataset; landmarks get their per-video identity offset removed: the part of
+def load_videos(root, basis=None) -> list[Video]:
+    """Every clip of the dataset (landmarks only with a basis); landmarks get their per-video identity offset removed: the part of
     the real face that the tracked weights through the basis do not explain (face shape)."""
     root = Path(root)
     videos = []
-    flat = basis.deltas.reshape(len(ARKIT_NAMES), -1).astype(np.float32)
-    neutral = basis.neutral.reshape(-1).astype(np.float32)
+    if basis is not None:
+        flat = basis.deltas.reshape(len(ARKIT_NAMES), -1).astype(np.float32)
+        neutral = basis.neutral.reshape(-1).astype(np.float32)
     for c in read_index(root):
         path = root / "clips" / f"{c['name']}.npz"
         if not path.is_file():
@@ -70,7 +71,7 @@ def load_videos(root, basis) -> list[Video]:
         ch = z["channels"].astype(np.float32)
         audio = z["audio"].astype(np.float32) if "audio" in z.files and c.get("has_audio", True) else None
         lm = None
-        if "landmarks" in z.files:
+        if basis is not None and "landmarks" in z.files:
             lm = z["landmarks"][:, :468].reshape(len(ch), -1).astype(np.float32)
             recon = neutral + ch[:, N_HEAD:] @ flat
             lm = (lm - (lm - recon).mean(0)).reshape(len(ch), 468, 3)

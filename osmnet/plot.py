@@ -1,0 +1,52 @@
+"""Several takes on one chart: head angles over time plus key blendshapes, to see at a glance
+how takes differ (head motion, blinks) and where they agree (lip sync)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from osmnet.take import Take
+
+ANGLES = ("headPitch", "headYaw", "headRoll")
+KEY_SHAPES = ("jawOpen", "eyeBlinkLeft", "mouthSmileLeft", "browInnerUp")
+
+
+def plot_takes(takes: list[Take], out, labels=None, shapes=KEY_SHAPES, title=None) -> Path:
+    """Write a PNG (atomically): one row per head angle (degrees) and per blendshape."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not takes:
+        raise ValueError("plot needs at least one take")
+    labels = labels or [f"take {i}" for i in range(len(takes))]
+    rows = list(ANGLES) + list(shapes)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.6 * len(rows) + 0.6), sharex=True)
+    colors = plt.get_cmap("tab10")
+    for r, (ax, name) in enumerate(zip(axes, rows)):
+        for i, take in enumerate(takes):
+            t = np.arange(take.frames) / take.fps
+            y = take.channels[name] * (180 / np.pi if name in ANGLES else 1.0)
+            ax.plot(t, y, lw=1.0, color=colors(i % 10), label=labels[i] if r == 0 else None)
+        ax.set_ylabel(f"{name}\n({'deg' if name in ANGLES else 'weight'})", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    axes[0].legend(loc="upper right", fontsize=7, ncol=min(len(takes), 8))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return out
