@@ -1,0 +1,398 @@
+"""Take -> keyframes on the artist's rig: one Action per take, swapped by changing the active Action.
+
+Each take is its own Action (fake user, named after the take). Where slotted actions exist
+(Blender 4.4+) that Action holds a slot per animated data-block (the armature object, each mesh's
+shape-key block); before that there is one Action per data-block. The take's raw values (take
+fps, ALL_CHANNELS) are stored inside the Action, so a take can be streamed in chunk by chunk,
+re-rolled in part, re-keyed after the mapping or the scene frame rate changed, and read back.
+An Action the artist already had is never edited: its owner keeps it alive through an ID property
+and it can be restored. Keys are written in bulk (keyframe_points.add + foreach_set), one per
+scene frame at the scene's exact rate (render.fps / fps_base), linear. Only RNA data changes.
+
+Public API
+    new_take(mapping, scene, name, fps, start_frame=None, meta=None, activate=True) -> name
+    write_chunk(name, values, start, mapping, scene) -> skipped   values (n, 58) ALL_CHANNELS order,
+                                                                  start = first take frame
+    bake_take(take, mapping, scene, name, start_frame=None, activate=True) -> BakedTake
+    replace_take(name, take, mapping, scene, frame_range=None)     re-roll merge (take frames [a, b))
+    refresh_take(name, mapping, scene)          re-key from the stored values (mapping / fps changed)
+    take_from_action(name) -> takefile.Take     the stored raw take
+    list_takes() ; activate_take(name) ; delete_take(name) ; restore_original(ids)
+    scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from . import compat
+from .headpose import head_curves
+from .mapping import Mapping, Target
+from .takefile import ALL_CHANNELS, Take
+
+TAKE_PROP = "osmnet_take"
+ORIGINAL_ACTION = "osmnet_original_action"
+ORIGINAL_SLOT = "osmnet_original_slot"
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+
+
+class TakeApplyError(RuntimeError):
+    """A take that cannot be applied to this rig; the message says what to fix."""
+
+
+@dataclass
+class BakedTake:
+    name: str
+    actions: list
+    frames: tuple  # first and last scene frame keyed
+    skipped: list = field(default_factory=list)  # targets that were not found, in words
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def frame_count(take_frames: int, take_fps: float, fps: float) -> int:
+    """Same rule as osmnet's Take.resample: the duration is kept, frames = round(duration * fps)."""
+    return max(1, int(round(take_frames / take_fps * fps)))
+
+
+# ---------------------------------------------------------------- targets
+
+def _resolve(target: Target):
+    """-> (ID, clamp range or None), or (None, why it is missing)."""
+    ob = bpy.data.objects.get(target.owner)
+    if ob is None:
+        return None, f"object {target.owner!r} not found"
+    if target.kind == "shape_key":
+        sk = getattr(ob.data, "shape_keys", None)
+        kb = sk.key_blocks.get(target.name) if sk is not None else None
+        if kb is None:
+            return None, f"{target.owner}: shape key {target.name!r} not found"
+        return sk, (kb.slider_min, kb.slider_max)
+    if target.kind == "custom_prop":
+        if target.name not in ob.keys():
+            return None, f"{target.owner}: custom property {target.name!r} not found (add it first)"
+        return ob, None
+    if ob.pose is None or ob.pose.bones.get(target.name) is None:
+        return None, f"{target.owner}: bone {target.name!r} not found"
+    return ob, None
+
+
+def _head_bone(mapping: Mapping):
+    """-> (armature object, pose bone, why missing)."""
+    head = mapping.head
+    if not head.enabled:
+        return None, None, ""
+    head.validate()
+    arm = bpy.data.objects.get(head.armature)
+    pbone = arm.pose.bones.get(head.bone) if arm is not None and arm.pose is not None else None
+    if pbone is None:
+        return None, None, f"head bone {head.armature}/{head.bone} not found"
+    return arm, pbone, ""
+
+
+def _rig_ids(mapping: Mapping) -> list:
+    """Every data-block the mapping animates that exists in this file."""
+    ids = []
+    for r in mapping.routes:
+        id_, _ = _resolve(r.target)
+        if id_ is not None and id_ not in ids:
+            ids.append(id_)
+    arm, _, _ = _head_bone(mapping)
+    if arm is not None and arm not in ids:
+        ids.append(arm)
+    return ids
+
+
+def _curves(raw: np.ndarray, take_fps: float, mapping: Mapping, scene, k0: int, k1: int):
+    """Scene-frame indices [k0, k1) of every mapped curve -> ([(ID, path, index, group, values)], skipped).
+    Smoothing sees a margin on both sides, so a window gives the same values as the whole take."""
+    fps = scene_fps(scene)
+    n = frame_count(len(raw), take_fps, fps)
+    pad = int(np.ceil(3 * mapping.smoothing * fps)) + 1 if mapping.smoothing > 0 else 0
+    a, b = max(0, k0 - pad), min(n, k1 + pad)
+    t_in = np.arange(len(raw)) / take_fps
+    t_out = np.arange(a, b) / fps
+    col = {c: i for i, c in enumerate(ALL_CHANNELS)}
+    values = {c: np.interp(t_out, t_in, raw[:, col[c]]) for c in ALL_CHANNELS}
+    cut = slice(k0 - a, k0 - a + (k1 - k0))
+    out, skipped = [], []
+    for target, v in mapping.target_curves(values, fps).items():
+        id_, extra = _resolve(target)
+        if id_ is None:
+            skipped.append(extra)
+            continue
+        v = v[cut] if extra is None else np.clip(v[cut], extra[0], extra[1])
+        out.append((id_, target.data_path, target.index, target.name if target.kind == "bone" else "", v))
+    arm, pbone, why = _head_bone(mapping)
+    if why:
+        skipped.append(why)
+    elif pbone is not None:
+        ch = mapping.channel_curves({k: v for k, v in values.items() if k.startswith("head")}, fps)
+        for path, index, v in head_curves(ch, mapping.head, pbone.rotation_mode, pbone.name):
+            out.append((arm, path, index, mapping.head.bone, v[cut]))
+    return out, skipped
+
+
+# ---------------------------------------------------------------- keys
+
+def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
+    """Keys within [frames[0], frames[-1]] become (frames, values); keys outside stay as they are."""
+    kp = fc.keyframe_points
+    m = len(kp)
+    co = np.empty(2 * m, np.float32)
+    ip = np.empty(m, np.int32)
+    if m:
+        kp.foreach_get("co", co)
+        kp.foreach_get("interpolation", ip)
+    old = co[0::2]
+    keep = (old < frames[0] - 0.5) | (old > frames[-1] + 0.5)
+    f = np.concatenate([old[keep], frames])
+    v = np.concatenate([co[1::2][keep], values])
+    interp = np.concatenate([ip[keep], np.full(len(frames), _LINEAR, np.int32)])
+    order = np.argsort(f, kind="stable")
+    f, v, interp = f[order], v[order], interp[order]
+    if len(f) < m:
+        kp.clear()
+        m = 0
+    if len(f) > m:
+        kp.add(len(f) - m)
+    new_co = np.empty(2 * len(f), np.float32)
+    new_co[0::2], new_co[1::2] = f, v
+    kp.foreach_set("co", new_co)
+    kp.foreach_set("interpolation", interp)
+    fc.update()
+
+
+def _id_type(id_) -> str:
+    return "KEY" if isinstance(id_, bpy.types.Key) else "OBJECT"
+
+
+def _lookup(id_type: str, name: str):
+    return (bpy.data.shape_keys if id_type == "KEY" else bpy.data.objects).get(name)
+
+
+def _take_actions(name: str) -> list:
+    acts = [a for a in bpy.data.actions if a.get(TAKE_PROP) == name]
+    if not acts:
+        raise TakeApplyError(f"there is no take called {name!r} (takes: {list_takes()})")
+    return acts
+
+
+def _parts(name: str) -> list:
+    """[(action, slot, ID)] of one take, for the data-blocks that still exist."""
+    parts = []
+    for a in _take_actions(name):
+        for id_type, id_name in json.loads(a.get("osmnet_targets", "[]")):
+            id_ = _lookup(id_type, id_name)
+            if id_ is not None:
+                parts.append((a, compat.ensure_slot(a, id_type, id_name), id_))
+    return parts
+
+
+def _action_for(name: str, id_, create: bool = True):
+    """The (action, slot) of take `name` that animates `id_`, made if missing."""
+    key = [_id_type(id_), id_.name]
+    acts = _take_actions(name)
+    for a in acts:
+        if key in json.loads(a.get("osmnet_targets", "[]")):
+            return a, compat.ensure_slot(a, key[0], key[1])
+    if not create:
+        return None, None
+    if compat.SLOTTED_ACTIONS:
+        a = acts[0]
+    else:
+        a = compat.new_action(f"{name} | {id_.name}")
+        for k in ("osmnet_raw", "osmnet_fps", "osmnet_start", "osmnet_meta", TAKE_PROP):
+            a[k] = acts[0][k]
+        a["osmnet_targets"] = "[]"
+        a.use_fake_user = True
+    a["osmnet_targets"] = json.dumps(json.loads(a["osmnet_targets"]) + [key])
+    return a, compat.ensure_slot(a, key[0], key[1])
+
+
+def _get_raw(action) -> np.ndarray:
+    flat = np.frombuffer(base64.b64decode(action.get("osmnet_raw", "")), dtype="<f4")
+    return flat.reshape(-1, len(ALL_CHANNELS)).copy()
+
+
+def _set_raw(name: str, raw: np.ndarray):
+    text = base64.b64encode(np.ascontiguousarray(raw, dtype="<f4").tobytes()).decode("ascii")
+    for a in _take_actions(name):
+        a["osmnet_raw"] = text
+
+
+# ---------------------------------------------------------------- takes
+
+def list_takes() -> list:
+    names = []
+    for a in bpy.data.actions:
+        name = a.get(TAKE_PROP)
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _unique_name(base: str) -> str:
+    taken = set(list_takes()) | {a.name for a in bpy.data.actions}
+    if base not in taken:
+        return base
+    i = 2
+    while f"{base} ({i})" in taken:
+        i += 1
+    return f"{base} ({i})"
+
+
+def new_take(mapping: Mapping, scene, name: str, fps: float, start_frame: int | None = None,
+             meta: dict | None = None, activate: bool = True) -> str:
+    """An empty take (no keys yet) for the rig the mapping points at; returns its unique name."""
+    ids = _rig_ids(mapping)
+    if not ids:
+        raise TakeApplyError("nothing to key: the mapping points at no existing shape key, property or "
+                             "head bone; run auto-detect on the face meshes or fix the mapping")
+    name = _unique_name(name)
+    a = compat.new_action(name if compat.SLOTTED_ACTIONS else f"{name} | {ids[0].name}")
+    a.use_fake_user = True
+    a[TAKE_PROP] = name
+    a["osmnet_fps"] = float(fps)
+    a["osmnet_start"] = int(scene.frame_start if start_frame is None else start_frame)
+    a["osmnet_meta"] = json.dumps(meta or {}, default=str)
+    a["osmnet_raw"] = ""
+    # before slotted actions an Action animates one data-block: the first one is this Action's
+    a["osmnet_targets"] = "[]" if compat.SLOTTED_ACTIONS else json.dumps([[_id_type(ids[0]), ids[0].name]])
+    for id_ in ids:
+        _action_for(name, id_)
+    if activate:
+        activate_take(name)
+    return name
+
+
+def write_chunk(name: str, values, start: int, mapping: Mapping, scene) -> list:
+    """Put take frames [start, start + n) (values (n, 58), ALL_CHANNELS order) into take `name` and
+    key every scene frame they influence. Chunks may come in any order and may overwrite earlier
+    ones (re-roll); a gap before `start` is held at the last value. Returns skipped targets."""
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] != len(ALL_CHANNELS):
+        raise TakeApplyError(f"a chunk must have shape (frames, {len(ALL_CHANNELS)}), got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise TakeApplyError("the chunk has NaN or infinite values")
+    if start < 0:
+        raise TakeApplyError(f"a chunk cannot start before take frame 0 (start={start})")
+    first = _take_actions(name)[0]
+    raw = _get_raw(first)
+    old_len, end = len(raw), start + len(values)
+    if end > len(raw):
+        fill = raw[-1] if len(raw) else values[0]
+        raw = np.concatenate([raw, np.repeat(fill[None], end - len(raw), axis=0)])
+    raw[start:end] = values
+    _set_raw(name, raw)
+    take_fps = float(first["osmnet_fps"])
+    fps = scene_fps(scene)
+    # scene frames that interpolate between changed take frames: t * take_fps in (lo - 1, hi)
+    lo = min(start, old_len)
+    k0 = int(np.floor((lo - 1) / take_fps * fps)) if lo > 0 else 0
+    n = frame_count(len(raw), take_fps, fps)
+    k1 = n if len(raw) != old_len else int(np.ceil(end / take_fps * fps)) + 1
+    return _key_range(name, raw, take_fps, mapping, scene, k0, k1)
+
+
+def _key_range(name, raw, take_fps, mapping, scene, k0, k1) -> list:
+    """(Re)key scene-frame indices [k0, k1), widened by the smoothing reach, clipped to the take."""
+    fps = scene_fps(scene)
+    n = frame_count(len(raw), take_fps, fps)
+    pad = int(np.ceil(3 * mapping.smoothing * fps)) + 1 if mapping.smoothing > 0 else 0
+    k0, k1 = max(0, k0 - pad), min(n, k1 + pad)
+    if k0 >= k1:
+        return []
+    start = int(_take_actions(name)[0]["osmnet_start"])
+    curves, skipped = _curves(raw, take_fps, mapping, scene, k0, k1)
+    frames = start + np.arange(k0, k1, dtype=np.float64)
+    for id_, path, index, group, v in curves:
+        action, slot = _action_for(name, id_)
+        fcs = compat.fcurve_collection(action, slot)
+        fc = fcs.find(path, index=index) or compat.new_fcurve(action, slot, path, index, group)
+        _set_keys(fc, frames, v)
+    return skipped
+
+
+def bake_take(take: Take, mapping: Mapping, scene, name: str, start_frame: int | None = None,
+              activate: bool = True) -> BakedTake:
+    """A whole take at once: new_take + one write_chunk."""
+    name = new_take(mapping, scene, name, take.fps, start_frame, take.meta, activate)
+    skipped = write_chunk(name, take.array(ALL_CHANNELS), 0, mapping, scene)
+    start = int(_take_actions(name)[0]["osmnet_start"])
+    n = frame_count(take.frames, take.fps, scene_fps(scene))
+    return BakedTake(name, _take_actions(name), (start, start + n - 1), skipped)
+
+
+def replace_take(name: str, take: Take, mapping: Mapping, scene, frame_range=None) -> list:
+    """Re-roll merge: take frames [a, b) of `take` (all of it when None) replace those of take
+    `name`; keys outside the scene frames they influence keep their values."""
+    first = _take_actions(name)[0]
+    if abs(take.fps - float(first["osmnet_fps"])) > 1e-6:
+        raise TakeApplyError(f"take {name!r} runs at {first['osmnet_fps']} fps, the new values at {take.fps}: "
+                             "resample them first")
+    a, b = frame_range if frame_range is not None else (0, take.frames)
+    return write_chunk(name, take.array(ALL_CHANNELS)[a:b], a, mapping, scene)
+
+
+def refresh_take(name: str, mapping: Mapping, scene) -> list:
+    """Re-key the whole take from its stored values: after a mapping or scene fps change."""
+    first = _take_actions(name)[0]
+    raw = _get_raw(first)
+    for action, slot, _id in _parts(name):
+        for fc in list(compat.fcurve_collection(action, slot) or ()):
+            fc.keyframe_points.clear()
+    return _key_range(name, raw, float(first["osmnet_fps"]), mapping, scene, 0, len(raw) * 10**6) if len(raw) else []
+
+
+def take_from_action(name: str) -> Take:
+    first = _take_actions(name)[0]
+    raw = _get_raw(first)
+    if not len(raw):
+        raise TakeApplyError(f"take {name!r} has no values yet")
+    return Take(float(first["osmnet_fps"]), {c: raw[:, i] for i, c in enumerate(ALL_CHANNELS)},
+                json.loads(first.get("osmnet_meta", "{}")))
+
+
+def _protect_original(id_):
+    """Keep an artist's Action alive (and restorable) before a take replaces it on `id_`."""
+    action, slot = compat.active_action(id_)
+    if action is not None and TAKE_PROP not in action and id_.get(ORIGINAL_ACTION) != action:
+        id_[ORIGINAL_ACTION] = action
+        id_[ORIGINAL_SLOT] = slot.identifier if slot is not None else ""
+
+
+def activate_take(name: str):
+    """Swap takes: only the active Action (and slot) of each animated data-block changes."""
+    for action, slot, id_ in _parts(name):
+        _protect_original(id_)
+        compat.assign_action(id_, action, slot)
+
+
+def restore_original(ids):
+    """Give each data-block back the Action it had before the first take was applied."""
+    for id_ in ids:
+        action = id_.get(ORIGINAL_ACTION)
+        if action is None:
+            continue
+        slot = action.slots.get(id_.get(ORIGINAL_SLOT, "")) if compat.SLOTTED_ACTIONS else None
+        compat.assign_action(id_, action, slot)
+        del id_[ORIGINAL_ACTION]
+        id_.pop(ORIGINAL_SLOT, None)
+
+
+def delete_take(name: str):
+    """Remove a take's Action(s); data-blocks that were playing it go back to their original."""
+    parts = _parts(name)
+    for action, _slot, id_ in parts:
+        if compat.active_action(id_)[0] == action:
+            compat.assign_action(id_, None)
+            restore_original([id_])
+    for action in _take_actions(name):
+        bpy.data.actions.remove(action)
