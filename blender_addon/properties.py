@@ -63,9 +63,9 @@ class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
 
 
 def _take_renamed(self, context):
-    if self.action is not None and self.action.name != self.name:
-        self.action.name = self.name
-        self.name = self.action.name  # Blender may have added a .001 suffix
+    from . import takes
+
+    takes.renamed(self)
 
 
 def _active_take_changed(self, context):
@@ -88,6 +88,10 @@ class OSMNET_Take(bpy.types.PropertyGroup):
     received: IntProperty(name="Received", description="Frames received from the backend so far")
     state: EnumProperty(items=[("READY", "Ready", ""), ("GENERATING", "Generating", ""),
                                ("FAILED", "Failed", "")], default="READY")
+    job: StringProperty(description="Backend job that is filling this take (empty when done)")
+    job_take: IntProperty(description="Index of this take inside its job")
+    audio_path: StringProperty(subtype='FILE_PATH', description="Speech the take was generated from")
+    audio_offset: FloatProperty(description="Seconds into the speech file where the take begins")
 
 
 class OSMNET_Settings(bpy.types.PropertyGroup):

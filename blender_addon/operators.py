@@ -1,0 +1,359 @@
+"""Operators: every button of the add-on. They act, report what happened, and explain in poll()
+why a button is greyed out. The work itself lives in runtime (backend), takes (Actions) and
+strips (sequencer, preview render).
+
+Jobs on the backend run without freezing Blender: invoke() starts the job and a modal timer
+that calls runtime.drain(); Esc cancels the job on the backend too. execute() (scripts,
+background mode) only starts the job; the caller or a bpy.app timer drains it.
+"""
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from . import runtime, strips, takes
+from .runtime import UserError
+
+
+def _explain(cls, message):
+    """poll() helper: grey the button out and say why (Blender 4.0+ shows it as a tooltip)."""
+    if message:
+        cls.poll_message_set(message)
+        return False
+    return True
+
+
+def _settings(context):
+    return context.scene.osmnet
+
+
+class _JobOperator:
+    """Start a backend job, then drain it from a modal timer until it ends; Esc cancels."""
+
+    _timer = None
+    job_id: str = ""
+
+    def start(self, context) -> str:  # returns the job id
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            self.job_id = self.start(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        runtime.ensure_app_timer()
+        return {'FINISHED'}
+
+    def invoke(self, context, event):
+        try:
+            self.job_id = self.start(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.05, window=context.window)
+        wm.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type == 'ESC':
+            runtime.cancel(context, self.job_id)
+            self._end(context)
+            self.report({'WARNING'}, "Cancelled")
+            return {'CANCELLED'}
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        runtime.drain(context)
+        _redraw(context)
+        outcome = runtime.job_outcome(self.job_id)
+        if outcome is None:
+            return {'PASS_THROUGH'}
+        self._end(context)
+        level, message = outcome
+        self.report({level}, message)
+        return {'FINISHED'} if level != 'ERROR' else {'CANCELLED'}
+
+    def _end(self, context):
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _redraw(context)
+
+
+def _redraw(context):
+    screen = getattr(context, "screen", None)
+    for area in (screen.areas if screen else ()):
+        if area.type in {'VIEW_3D', 'SEQUENCE_EDITOR', 'DOPESHEET_EDITOR'}:
+            area.tag_redraw()
+
+
+# ------------------------------------------------------------------ backend
+
+class OSMNET_OT_backend_start(bpy.types.Operator):
+    """Start `osmnet serve` on this computer at the backend address (set up in the add-on preferences)"""
+    bl_idname = "osmnet.backend_start"
+    bl_label = "Start Local Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, "The local backend is already running" if runtime.backend_running() else None)
+
+    def execute(self, context):
+        try:
+            command = runtime.start_backend(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, "Started: " + " ".join(command))
+        return {'FINISHED'}
+
+
+class OSMNET_OT_backend_stop(bpy.types.Operator):
+    """Stop the backend that was started from this Blender session"""
+    bl_idname = "osmnet.backend_stop"
+    bl_label = "Stop Local Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, None if runtime.backend_running() else "No backend was started from Blender")
+
+    def execute(self, context):
+        runtime.stop_backend(context)
+        self.report({'INFO'}, "Local backend stopped")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_backend_check(_JobOperator, bpy.types.Operator):
+    """Ask the backend at the configured address who it is (model, channels)"""
+    bl_idname = "osmnet.backend_check"
+    bl_label = "Check Connection"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, "Wait for the running job to finish" if runtime.busy() else None)
+
+    def start(self, context):
+        return runtime.start_hello(context)
+
+
+# ------------------------------------------------------------------ generate
+
+def _generate_problem(context):
+    if runtime.busy():
+        return "A job is running; wait for it or press Esc to cancel"
+    return takes.target_problem(_settings(context).target) or strips.audio_source_problem(context)
+
+
+class OSMNET_OT_generate(_JobOperator, bpy.types.Operator):
+    """Generate new takes of head motion and lip sync from the speech; each take becomes its own Action"""
+    bl_idname = "osmnet.generate"
+    bl_label = "Generate Takes"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, _generate_problem(context))
+
+    def start(self, context):
+        return runtime.start_generate(context)
+
+
+class OSMNET_OT_reroll(_JobOperator, bpy.types.Operator):
+    """Generate the selected take again inside the scene's preview range, keeping the rest of it"""
+    bl_idname = "osmnet.reroll"
+    bl_label = "Re-roll Preview Range"
+
+    @classmethod
+    def poll(cls, context):
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        return _explain(cls, takes.reroll_problem(context))
+
+    def start(self, context):
+        return runtime.start_reroll(context)
+
+
+class OSMNET_OT_cancel(bpy.types.Operator):
+    """Stop the running job; takes keep what has arrived so far"""
+    bl_idname = "osmnet.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, None if runtime.busy() else "Nothing is running")
+
+    def execute(self, context):
+        runtime.cancel(context)
+        self.report({'WARNING'}, "Cancelled")
+        return {'FINISHED'}
+
+
+# ------------------------------------------------------------------ takes list
+
+class OSMNET_OT_take_delete(bpy.types.Operator):
+    """Delete the selected take and its Action"""
+    bl_idname = "osmnet.take_delete"
+    bl_label = "Delete Take"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        s = _settings(context)
+        if s.active() is None:
+            return _explain(cls, "Select a take in the list")
+        return _explain(cls, "The take is still being generated" if s.active().state == 'GENERATING' else None)
+
+    def execute(self, context):
+        name = takes.delete_take(context, _settings(context).active_take)
+        self.report({'INFO'}, f"Deleted {name}")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_take_delete_unstarred(bpy.types.Operator):
+    """Delete every take that is not starred"""
+    bl_idname = "osmnet.take_delete_unstarred"
+    bl_label = "Delete Unstarred Takes"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        s = _settings(context)
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        return _explain(cls, None if any(not t.starred for t in s.takes) else "Every take is starred")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        s = _settings(context)
+        doomed = [i for i, t in enumerate(s.takes) if not t.starred]
+        for i in reversed(doomed):
+            takes.delete_take(context, i)
+        self.report({'INFO'}, f"Deleted {len(doomed)} takes")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_take_import(bpy.types.Operator, ImportHelper):
+    """Import a take file (.json) or a Live Link Face recording (.csv) as a new take"""
+    bl_idname = "osmnet.take_import"
+    bl_label = "Import Take"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filter_glob: StringProperty(default="*.json;*.csv", options={'HIDDEN'})
+    csv_fps: bpy.props.FloatProperty(name="CSV Frame Rate", default=60.0, min=1.0, max=240.0,
+                                     description="Frame rate the Live Link Face CSV was recorded at")
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, takes.target_problem(_settings(context).target))
+
+    def execute(self, context):
+        try:
+            item = takes.import_take(context, self.filepath, csv_fps=self.csv_fps)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Imported {item.name} ({item.frames} frames)")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_take_export(bpy.types.Operator, ExportHelper):
+    """Write the selected take as a take file (.json) or a Live Link Face CSV (.csv)"""
+    bl_idname = "osmnet.take_export"
+    bl_label = "Export Take"
+
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json;*.csv", options={'HIDDEN'})
+    file_format: EnumProperty(name="Format", items=[("JSON", "Take (.json)", "osmnet take file"),
+                                                    ("CSV", "Live Link Face (.csv)", "ARKit CSV as recorded by Live Link Face")],
+                              default="JSON")
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, None if _settings(context).active() else "Select a take in the list")
+
+    def check(self, context):
+        self.filename_ext = ".csv" if self.file_format == 'CSV' else ".json"
+        return super().check(context)
+
+    def execute(self, context):
+        try:
+            path = takes.export_take(context, self.filepath, self.file_format)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {path}")
+        return {'FINISHED'}
+
+
+# ------------------------------------------------------------------ face and output
+
+class OSMNET_OT_preview_head(bpy.types.Operator):
+    """Add a simple head with the 52 ARKit shape keys and make it the face that plays the takes"""
+    bl_idname = "osmnet.preview_head"
+    bl_label = "Create Preview Head"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context):
+        obj = takes.create_preview_head(context)
+        self.report({'INFO'}, f"Created {obj.name}")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_render_frames(_JobOperator, bpy.types.Operator):
+    """Let the backend animate the portrait photo with the selected take and place the frames as an
+image strip in the sequencer, in sync with the sound"""
+    bl_idname = "osmnet.render_frames"
+    bl_label = "Render 2D Frames"
+
+    @classmethod
+    def poll(cls, context):
+        s = _settings(context)
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        if not s.portrait_path:
+            return _explain(cls, "Choose a portrait photo first")
+        return _explain(cls, takes.ready_problem(s.active()))
+
+    def start(self, context):
+        return runtime.start_render(context)
+
+
+class OSMNET_OT_render_preview(bpy.types.Operator):
+    """Render the scene (Workbench) with the sound into one mp4 file"""
+    bl_idname = "osmnet.render_preview"
+    bl_label = "Render Preview"
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, "A job is running; wait for it to finish" if runtime.busy() else
+                        (None if context.scene.camera else "The scene needs a camera"))
+
+    def execute(self, context):
+        try:
+            path = strips.render_preview(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {path}")
+        return {'FINISHED'}
+
+
+CLASSES = (
+    OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check,
+    OSMNET_OT_generate, OSMNET_OT_reroll, OSMNET_OT_cancel,
+    OSMNET_OT_take_delete, OSMNET_OT_take_delete_unstarred, OSMNET_OT_take_import, OSMNET_OT_take_export,
+    OSMNET_OT_preview_head, OSMNET_OT_render_frames, OSMNET_OT_render_preview,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

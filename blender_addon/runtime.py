@@ -1,0 +1,427 @@
+"""The one place that talks to the backend: the client connection, a local `osmnet serve` process
+started from Blender, the table of running jobs, and drain(), which applies what arrived.
+
+Threads never touch bpy: the client's socket thread queues events, and drain() — called from
+the modal operator's timer, a bpy.app timer, or directly by tests and scripts (timers never
+fire in the bpy module) — runs on Blender's main thread and turns events into Actions, strips
+and status text. Every failure ends up in the status line (window_manager.osmnet_status).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import bpy
+
+from . import strips, takes
+from .properties import addon_prefs, backend_address
+from .strips import UserError
+
+__all__ = ["UserError", "drain", "start_generate", "start_reroll", "start_render", "start_hello", "cancel",
+           "start_backend", "stop_backend", "backend_running", "busy", "job_outcome"]
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str                 # generate | reroll | render | hello
+    scene: str
+    label: str
+    frames: int = 0           # expected frames per take (from `started`)
+    takes: int = 1
+    received: int = 0
+    start_frame: int = 1
+    folder: str = ""          # render: where frames go
+    take_name: str = ""       # render: the take being rendered
+    fps: float = 25.0
+    extra: dict = field(default_factory=dict)
+
+
+class _State:
+    def __init__(self):
+        self.client = None
+        self.client_key = None
+        self.process: subprocess.Popen | None = None
+        self.process_log = ""
+        self.jobs: dict[str, Job] = {}
+        self.outcomes: dict[str, tuple[str, str]] = {}
+        self.hello_results: queue.Queue = queue.Queue()
+        self.timer_registered = False
+
+
+_state = _State()
+
+
+# ------------------------------------------------------------------ status
+
+def _status(context=None):
+    return (context or bpy.context).window_manager.osmnet_status
+
+
+def set_status(text: str, level: str = "INFO", context=None):
+    st = _status(context)
+    st.text, st.level = text, level
+
+
+def busy() -> bool:
+    return any(j.kind != "hello" for j in _state.jobs.values())
+
+
+def job_outcome(job_id: str):
+    """(report level, message) once the job has ended, else None."""
+    return _state.outcomes.get(job_id)
+
+
+def _finish(job: Job, level: str, message: str, context=None):
+    _state.jobs.pop(job.id, None)
+    _state.outcomes[job.id] = ({"INFO": 'INFO', "WARNING": 'WARNING', "ERROR": 'ERROR'}[level], message)
+    st = _status(context)
+    st.busy = busy()
+    if not st.busy:
+        st.progress, st.job = 0.0, ""
+    set_status(message, level, context)
+
+
+# ------------------------------------------------------------------ connection
+
+def client(context=None):
+    """The client for the configured address (re-created when the address or timeout changes)."""
+    from .client import Client
+
+    prefs = addon_prefs(context)
+    key = (backend_address(context), float(prefs.timeout) if prefs else 10.0)
+    if _state.client is None or _state.client_key != key:
+        close_client()
+        _state.client = Client(key[0], timeout=key[1])
+        _state.client_key = key
+    return _state.client
+
+
+def close_client():
+    if _state.client is not None:
+        _state.client.close()
+    _state.client, _state.client_key = None, None
+
+
+def _submit(context, kind: str, label: str, send, **fields) -> Job:
+    if busy():
+        raise UserError("A job is already running; wait for it or cancel it (Esc)")
+    try:
+        job_id = send(client(context))
+    except Exception as e:  # ClientError (too large, closed) or a bad address string
+        raise UserError(f"Could not send the request to {backend_address(context)}: {e}") from None
+    job = Job(job_id, kind, context.scene.name, label, **fields)
+    _state.jobs[job_id] = job
+    st = _status(context)
+    st.busy, st.job, st.progress = kind != "hello", label, 0.0
+    set_status(f"{label}: waiting for the backend at {backend_address(context)}", "INFO", context)
+    return job
+
+
+def start_hello(context) -> str:
+    """Ask the backend who it is, on a thread (hello blocks up to the timeout)."""
+    c = client(context)
+    job = Job(f"hello-{time.monotonic_ns()}", "hello", context.scene.name, "Checking connection")
+    _state.jobs[job.id] = job
+
+    def ask():
+        try:
+            _state.hello_results.put((job.id, c.hello(), None))
+        except Exception as e:
+            _state.hello_results.put((job.id, None, e))
+
+    threading.Thread(target=ask, daemon=True, name="osmnet-hello").start()
+    set_status(f"Contacting {c.address} ...", "INFO", context)
+    return job.id
+
+
+def start_generate(context) -> str:
+    s, scene = context.scene.osmnet, context.scene
+    problem = takes.target_problem(s.target)
+    if problem:
+        raise UserError(problem)
+    speech = strips.read_speech(context)
+    fps = strips.scene_fps(scene)
+    if s.audio_source == 'FILE' and s.add_sound_strip:
+        strips.place_sound(scene, speech)
+    opts = dict(takes=s.takes_count, seed=s.seed, diversity=s.diversity, intensity=s.intensity, fps=fps)
+    label = f"Generating {s.takes_count} take{'s' if s.takes_count > 1 else ''}"
+    job = _submit(context, "generate", label, lambda c: c.submit_generate((speech.samples, speech.sr), **opts),
+                  takes=s.takes_count, start_frame=speech.start_frame, fps=fps)
+    job.frames = int(round(speech.samples.size / speech.sr * fps))
+    takes.begin_generated(context, job.id, job.takes, speech.start_frame, fps, job.frames, s.seed, s.diversity,
+                          audio=speech)
+    return job.id
+
+
+def start_reroll(context) -> str:
+    problem = takes.reroll_problem(context)
+    if problem:
+        raise UserError(problem)
+    s, scene = context.scene.osmnet, context.scene
+    base = s.active()
+    first, end = takes.reroll_range(context, base)
+    values, fps = takes.read_values(base)
+    speech = strips.read_speech_for_take(context, base)
+    seed = s.seed + 1000 + len(s.takes)  # a new seed, so the range really changes
+    opts = dict(takes=1, seed=seed, diversity=s.diversity, intensity=s.intensity, fps=fps,
+                base=(values, fps), reroll=(first, end))
+    job = _submit(context, "reroll", f"Re-rolling frames {first}-{end - 1} of {base.name}",
+                  lambda c: c.submit_generate((speech.samples, speech.sr), **opts),
+                  start_frame=base.start_frame, fps=fps)
+    job.frames = values.shape[0]
+    takes.begin_reroll(context, job.id, base, seed, first, end)
+    return job.id
+
+
+def start_render(context) -> str:
+    s = context.scene.osmnet
+    take = s.active()
+    problem = takes.ready_problem(take)
+    if problem:
+        raise UserError(problem)
+    image = bpy.path.abspath(s.portrait_path)
+    if not os.path.isfile(image):
+        raise UserError(f"Portrait {image} does not exist; choose the photo again")
+    values, fps = takes.read_values(take)
+    folder = strips.frames_folder(context, take.name)
+    job = _submit(context, "render", f"Rendering {take.name}",
+                  lambda c: c.submit_render((values, fps), image, size=s.render_size),
+                  start_frame=take.start_frame, folder=str(folder), take_name=take.name, fps=fps)
+    job.frames = values.shape[0]
+    return job.id
+
+
+def cancel(context=None, job_id: str | None = None):
+    """Stop a job (all jobs when job_id is None); what already arrived is kept."""
+    for job in [j for j in _state.jobs.values() if job_id in (None, j.id)]:
+        if job.kind != "hello" and _state.client is not None:
+            try:
+                _state.client.cancel(job.id)
+            except Exception:
+                pass  # the backend is gone; nothing left to stop there
+        takes.end_job(bpy.data.scenes.get(job.scene), job.id, failed=False)
+        _finish(job, "WARNING", f"{job.label}: cancelled", context)
+
+
+# ------------------------------------------------------------------ drain
+
+def drain(context=None) -> bool:
+    """Apply every event that arrived; returns True while jobs are still running. Never blocks."""
+    context = context or bpy.context
+    while not _state.hello_results.empty():
+        job_id, info, err = _state.hello_results.get()
+        job = _state.jobs.get(job_id)
+        if job is not None:
+            _on_hello(job, info, err, context)
+    if _state.client is not None:
+        for ev in _state.client.drain():
+            job = _state.jobs.get(ev.job)
+            if job is None:
+                if ev.type == "error" and ev.job is None:
+                    set_status(f"Backend: {ev.content.get('message', 'error')}", "ERROR", context)
+                continue
+            try:
+                _on_event(job, ev, context)
+            except Exception as e:  # a bug or a deleted scene/take: end the job, keep Blender alive
+                _fail(job, f"{job.label} failed while applying results: {type(e).__name__}: {e}", context)
+    _check_process(context)
+    return bool(_state.jobs)
+
+
+def _on_hello(job, info, err, context):
+    st = _status(context)
+    if err is not None:
+        st.model = ""
+        _finish(job, "ERROR", f"Backend unreachable: {getattr(err, 'message', err)}", context)
+        return
+    st.model = f"{info.get('model') or 'unknown model'} on {info.get('device') or '?'}"
+    _finish(job, "INFO", f"Connected to {info.get('server', 'osmnet')} ({st.model})", context)
+
+
+def _on_event(job: Job, ev, context):
+    scene = bpy.data.scenes.get(job.scene)
+    st = _status(context)
+    if ev.type == "started":
+        job.frames = int(ev.content.get("frames", job.frames))
+        set_status(f"{job.label} ...", "INFO", context)
+        if scene is not None and job.kind in ("generate", "reroll"):
+            takes.set_expected_frames(scene, job.id, job.frames)
+    elif ev.type == "progress":
+        st.progress = float(ev.content.get("done", st.progress))
+    elif ev.type == "chunk":
+        takes.apply_chunk(scene, job.id, int(ev.take), int(ev.start), ev.values)
+        job.received += ev.values.shape[0]
+        st.progress = min(1.0, job.received / max(1, job.frames * job.takes))
+    elif ev.type == "take_done":
+        takes.take_done(scene, job.id, int(ev.take))
+    elif ev.type == "frames":
+        _write_frames(job, ev)
+        st.progress = min(1.0, job.received / max(1, job.frames))
+    elif ev.type == "finished":
+        status = ev.content.get("status", "ok")
+        if status != "ok":
+            takes.end_job(scene, job.id, failed=False)
+            _finish(job, "WARNING", f"{job.label}: {status}", context)
+            return
+        message = takes.end_job(scene, job.id, failed=False) or f"{job.label}: done"
+        if job.kind == "render" and scene is not None:
+            strips.place_frames(scene, _folder(job), job.received, job.start_frame, f"{job.take_name} 2D")
+            message = f"Rendered {job.received} frames of {job.take_name} into {job.folder}"
+        _finish(job, "INFO", message, context)
+    elif ev.type == "error":
+        _fail(job, _error_text(ev.content), context)
+
+
+def _error_text(content) -> str:
+    code, message = content.get("code", "internal"), content.get("message", "unknown error")
+    if code in ("timeout", "server_lost"):
+        return (f"Backend unreachable: {message}. Start it in the Backend panel or fix the address "
+                "in the add-on preferences")
+    return f"Backend error: {message}"
+
+
+def _fail(job: Job, message: str, context):
+    takes.end_job(bpy.data.scenes.get(job.scene), job.id, failed=True)
+    _finish(job, "ERROR", message, context)
+
+
+def _folder(job):
+    from pathlib import Path
+
+    return Path(job.folder)
+
+
+def _write_frames(job: Job, ev):
+    batch = ev.frames
+    start = int(ev.content.get("start", job.received))
+    folder = _folder(job)
+    for i in range(batch.shape[0]):
+        strips.write_png(folder / strips.frame_name(start + i), batch[i])
+    job.received = max(job.received, start + batch.shape[0])
+
+
+def ensure_app_timer():
+    """Drain from a Blender timer too, for jobs started by scripts (no modal operator)."""
+    if _state.timer_registered:
+        return
+
+    def tick():
+        if drain():
+            return 0.1
+        _state.timer_registered = False
+        return None
+
+    _state.timer_registered = True
+    bpy.app.timers.register(tick, first_interval=0.1)
+
+
+# ------------------------------------------------------------------ local backend process
+
+def backend_command(context=None) -> list[str]:
+    prefs = addon_prefs(context)
+    address = backend_address(context)
+    if prefs is None or prefs.launcher == 'PYTHON':
+        python = bpy.path.abspath(prefs.backend_python) if prefs and prefs.backend_python else ""
+        if not python:
+            raise UserError("Set the backend's Python interpreter in the add-on preferences "
+                            "(the python of the environment where osmnet is installed)")
+        if not os.path.isfile(python):
+            raise UserError(f"Backend Python {python} does not exist; fix it in the add-on preferences")
+        return [python, "-m", "osmnet.cli", "serve", "--bind", address]
+    words = shlex.split(prefs.backend_command, posix=os.name != "nt")
+    if not words:
+        raise UserError("Set the backend command in the add-on preferences, e.g. `osmnet serve`")
+    return words + ["--bind", address]
+
+
+def start_backend(context=None, command: list[str] | None = None) -> list[str]:
+    """Start `osmnet serve` as a child process; its output goes to a log file named in the status."""
+    if backend_running():
+        raise UserError("The local backend is already running")
+    command = command or backend_command(context)
+    fd, log = tempfile.mkstemp(prefix="osmnet-backend-", suffix=".log")
+    try:
+        with os.fdopen(fd, "w") as out:
+            flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
+            _state.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, creationflags=flags)
+    except OSError as e:
+        raise UserError(f"Could not start the backend ({e}); check the command in the add-on preferences") from None
+    _state.process_log = log
+    _status(context).backend_running = True
+    set_status(f"Local backend starting (log: {log})", "INFO", context)
+    return command
+
+
+def backend_running() -> bool:
+    return _state.process is not None and _state.process.poll() is None
+
+
+def stop_backend(context=None, timeout: float = 5.0):
+    proc = _state.process
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    _state.process = None
+    _status(context).backend_running = False
+    set_status("Local backend stopped", "INFO", context)
+
+
+def _check_process(context):
+    proc = _state.process
+    if proc is None or proc.poll() is None:
+        return
+    code = proc.returncode
+    _state.process = None
+    _status(context).backend_running = False
+    tail = _log_tail(_state.process_log)
+    set_status(f"Local backend exited with code {code}: {tail} (log: {_state.process_log})", "ERROR", context)
+
+
+def _log_tail(path, lines=1) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            text = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+        return " / ".join(text[-lines:]) or "no output"
+    except OSError:
+        return "no log"
+
+
+def play_active_take(context):
+    takes.play(context, context.scene.osmnet.active())
+
+
+def register():
+    pass
+
+
+def unregister():
+    """Leave nothing running behind: stop jobs, the client thread and our backend process."""
+    for job in list(_state.jobs.values()):
+        if job.kind != "hello" and _state.client is not None:
+            try:
+                _state.client.cancel(job.id)
+            except Exception:
+                pass
+    _state.jobs.clear()
+    close_client()
+    proc = _state.process
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    _state.process = None

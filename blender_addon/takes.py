@@ -1,0 +1,293 @@
+"""The takes list: each take is an item in scene.osmnet.takes and its own Action(s) with a fake
+user (keyframes.py, add-on core: one Action per take, a slot per animated data-block), so a take
+survives being unassigned and the artist's own Actions are never touched.
+
+The raw take (frames x 58 channels at the take's fps) travels with the take's first Action as the
+ID property "osmnet_values", written as chunks arrive; re-roll, export and the 2D render read it
+from there. Curves arrive chunk by chunk: the first chunk bakes the take, later ones merge into
+it (keyframes.replace_take on the chunk's frame range).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import keyframes, mapping, takefile
+from .strips import UserError, scene_fps
+
+N_CHANNELS = len(takefile.ALL_CHANNELS)
+VALUES_KEY = "osmnet_values"
+
+
+# ------------------------------------------------------------------ raw values and curves
+
+def read_values(item):
+    """(values (frames, 58) float32, fps) of a take item."""
+    action = item.action
+    if action is None or VALUES_KEY not in action:
+        raise UserError(f"Take {item.name} has no curves yet")
+    flat = np.asarray(action[VALUES_KEY], dtype=np.float32)
+    return flat.reshape(-1, N_CHANNELS).copy(), float(item.fps)
+
+
+def rig_mapping(target) -> mapping.Mapping:
+    """Which channel drives what on the face: found from shape key and bone names."""
+    if target is None:
+        raise UserError("Choose the face that plays the takes (or Create Preview Head)")
+    if target.type == 'ARMATURE':
+        meshes = [c for c in target.children_recursive if c.type == 'MESH']
+        return mapping.auto_mapping(meshes, armature=target)
+    return mapping.auto_mapping([target])
+
+
+def target_problem(target) -> str | None:
+    if target is None:
+        return "Choose the face that plays the takes (or Create Preview Head)"
+    try:
+        m = rig_mapping(target)
+    except mapping.MappingError as e:
+        return str(e)
+    if not m.routes and not m.head.enabled:
+        return f"{target.name} has no ARKit shape keys or head bone to animate"
+    return None
+
+
+def _unique_name(scene, base: str) -> str:
+    taken = set(keyframes.list_takes()) | {t.name for t in scene.osmnet.takes} | {a.name for a in bpy.data.actions}
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base} ({i})", i + 1
+    return name
+
+
+def _new_item(scene, name: str, start_frame: int, fps: float, frames: int, **fields):
+    s = scene.osmnet
+    item = s.takes.add()
+    item.name = _unique_name(scene, name)
+    item.start_frame, item.fps, item.frames = start_frame, fps, frames
+    for k, v in fields.items():
+        setattr(item, k, v)
+    return item
+
+
+def _write(scene, item, start: int, values: np.ndarray):
+    """Put take frames [start, start+n) into the item's raw values and its curves."""
+    current = read_values(item)[0] if item.action is not None else np.zeros((0, N_CHANNELS), np.float32)
+    end = start + values.shape[0]
+    if current.shape[0] < end:
+        current = np.concatenate([current, np.zeros((end - current.shape[0], N_CHANNELS), np.float32)])
+    current[start:end] = values
+    take = takefile.Take(item.fps, {n: current[:, i] for i, n in enumerate(takefile.ALL_CHANNELS)})
+    rig = rig_mapping(scene.osmnet.target)
+    active = scene.osmnet.active() == item
+    try:
+        if item.action is None:
+            baked = keyframes.bake_take(take, rig, scene, item.name, start_frame=item.start_frame, activate=active)
+            item.action = baked.actions[0]
+            if baked.name != item.name:
+                item.name = baked.name
+        else:
+            keyframes.replace_take(item.name, take, rig, scene,
+                                   frame_range=(item.start_frame + start, item.start_frame + end - 1))
+    except keyframes.TakeApplyError as e:
+        raise UserError(str(e)) from None
+    item.action[VALUES_KEY] = np.ascontiguousarray(current, dtype=np.float32).reshape(-1)
+    item.received = max(item.received, end)
+
+
+def renamed(item):
+    """The item was renamed in the list: rename (and re-tag) the take's Actions to match."""
+    old = item.action.get(keyframes.TAKE_PROP) if item.action is not None else None
+    if not old or old == item.name:
+        return
+    if item.name in keyframes.list_takes() or not item.name.strip():
+        item.name = old  # names identify takes: refuse a duplicate or empty name
+        return
+    for action in bpy.data.actions:
+        if action.get(keyframes.TAKE_PROP) == old:
+            action[keyframes.TAKE_PROP] = item.name
+            action.name = item.name if action.name == old else action.name.replace(old, item.name, 1)
+
+
+def _job_items(scene, job_id):
+    return [] if scene is None else [t for t in scene.osmnet.takes if t.job == job_id]
+
+
+# ------------------------------------------------------------------ generation bookkeeping (runtime calls these)
+
+def begin_generated(context, job_id, count, start_frame, fps, frames, seed, diversity, audio=None):
+    scene = context.scene
+    s = scene.osmnet
+    first = len(s.takes)
+    stem = Path(audio.filepath).stem if audio else "Take"
+    for k in range(count):
+        _new_item(scene, f"{stem} seed {seed} #{k + 1}", start_frame, fps, frames, seed=seed,
+                  diversity=diversity, state='GENERATING', job=job_id, job_take=k,
+                  audio_path=audio.filepath if audio else "", audio_offset=audio.offset if audio else 0.0)
+    s.active_take = first
+
+
+def begin_reroll(context, job_id, base, seed, first, end):
+    scene = context.scene
+    s = scene.osmnet
+    values, fps = read_values(base)
+    item = _new_item(scene, f"{base.name} re-roll {first}-{end - 1}", base.start_frame, fps, values.shape[0],
+                     seed=seed, diversity=s.diversity, state='GENERATING', job=job_id, job_take=0,
+                     audio_path=base.audio_path, audio_offset=base.audio_offset)
+    _write(scene, item, 0, values)  # start from the base; the re-rolled range is overwritten as it arrives
+    item.received = 0
+    s.active_take = len(s.takes) - 1
+
+
+def set_expected_frames(scene, job_id, frames):
+    for item in _job_items(scene, job_id):
+        item.frames = frames
+
+
+def apply_chunk(scene, job_id, take_index, start, values):
+    for item in _job_items(scene, job_id):
+        if item.job_take == take_index:
+            _write(scene, item, start, np.asarray(values, dtype=np.float32))
+            return
+
+
+def take_done(scene, job_id, take_index):
+    for item in _job_items(scene, job_id):
+        if item.job_take == take_index:
+            item.state = 'READY'
+
+
+def end_job(scene, job_id, failed: bool):
+    """Close the job's items: complete ones become READY, empty ones are removed; returns a summary."""
+    items = _job_items(scene, job_id)
+    if not items:
+        return None
+    done = 0
+    for item in items:
+        item.job = ""
+        if item.received > 0 and item.state != 'FAILED':
+            item.state = 'READY' if not failed or item.received >= item.frames else 'FAILED'
+            done += item.state == 'READY'
+        else:
+            item.state = 'FAILED'
+    s = scene.osmnet
+    for i in reversed(range(len(s.takes))):
+        if s.takes[i].state == 'FAILED' and s.takes[i].received == 0:
+            _remove(scene, i)
+    if 0 <= s.active_take < len(s.takes):
+        try:
+            play(bpy.context, s.takes[s.active_take])
+        except UserError:
+            pass  # e.g. the rig is in NLA tweak mode; the take is still in the list
+    return f"{done} take{'s' if done != 1 else ''} ready" if done else None
+
+
+# ------------------------------------------------------------------ list actions
+
+def play(context, item):
+    """Make the face play the take (selecting a take in the list calls this)."""
+    if item is None or item.action is None:
+        return
+    try:
+        keyframes.activate_take(item.name)
+    except (keyframes.TakeApplyError, RuntimeError) as e:
+        raise UserError(str(e)) from None
+
+
+def delete_take(context, index: int) -> str:
+    return _remove(context.scene, index)
+
+
+def _remove(scene, index: int) -> str:
+    s = scene.osmnet
+    item = s.takes[index]
+    name, has_curves = item.name, item.action is not None
+    s.takes.remove(index)
+    if has_curves and name in keyframes.list_takes():
+        keyframes.delete_take(name)
+    if s.active_take >= len(s.takes):
+        s.active_take = len(s.takes) - 1
+    return name
+
+
+def ready_problem(item) -> str | None:
+    if item is None:
+        return "Select a take in the list"
+    if item.state == 'GENERATING':
+        return "The take is still being generated"
+    if item.action is None or VALUES_KEY not in item.action:
+        return "The take has no curves; generate or import it again"
+    return None
+
+
+def reroll_range(context, item):
+    """The scene preview range as take frames [first, end), clipped to the take."""
+    scene = context.scene
+    first = max(0, scene.frame_preview_start - item.start_frame)
+    end = min(item.frames, scene.frame_preview_end + 1 - item.start_frame)
+    return first, end
+
+
+def reroll_problem(context) -> str | None:
+    s, scene = context.scene.osmnet, context.scene
+    item = s.active()
+    problem = ready_problem(item)
+    if problem:
+        return problem
+    if not item.audio_path:
+        return "This take has no speech (it was imported); re-roll needs a generated take"
+    if not scene.use_preview_range:
+        return "Set the preview range (Alt+P in the timeline) around the frames to re-roll"
+    first, end = reroll_range(context, item)
+    if end - first < 2:
+        return f"The preview range does not overlap {item.name} (frames {item.start_frame}-" \
+               f"{item.start_frame + item.frames - 1})"
+    return None
+
+
+def import_take(context, path: str, csv_fps: float = 60.0):
+    scene = context.scene
+    path = bpy.path.abspath(path)
+    try:
+        take = (takefile.read_livelink_csv(path, fps=csv_fps) if path.lower().endswith(".csv")
+                else takefile.load_take(path))
+    except takefile.TakeFileError as e:
+        raise UserError(str(e)) from None
+    fps = scene_fps(scene)
+    values = take.sample_times(np.arange(int(round(take.duration * fps))) / fps)
+    item = _new_item(scene, Path(path).stem, scene.frame_current, fps, values.shape[0])
+    _write(scene, item, 0, values.astype(np.float32))
+    s = scene.osmnet
+    s.active_take = len(s.takes) - 1
+    return item
+
+
+def export_take(context, path: str, fmt: str) -> str:
+    item = context.scene.osmnet.active()
+    problem = ready_problem(item)
+    if problem:
+        raise UserError(problem)
+    values, fps = read_values(item)
+    take = takefile.Take(fps, {n: values[:, i] for i, n in enumerate(takefile.ALL_CHANNELS)},
+                         {"name": item.name, "seed": item.seed, "diversity": item.diversity})
+    path = bpy.path.abspath(path)
+    try:
+        if fmt == 'CSV':
+            takefile.write_livelink_csv(take, path)
+        else:
+            takefile.save_take(take, path)
+    except OSError as e:
+        raise UserError(f"Could not write {path}: {e.strerror}") from None
+    return os.path.abspath(path)
+
+
+def create_preview_head(context):
+    from . import preview_head
+
+    obj = preview_head.create_preview_head(context)
+    context.scene.osmnet.target = obj
+    play(context, context.scene.osmnet.active())
+    return obj
