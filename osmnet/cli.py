@@ -322,7 +322,26 @@ def _run_keys(a):
     return 0
 
 
-COMMANDS = [_add_track, _add_prepare, _add_serve, _add_worker, _add_keys, _add_train, _add_generate, _add_evaluate, _add_plot]
+def _add_head(sub):
+    p = sub.add_parser("head", help="export the generic preview head and its 52 ARKit shapes (OBJ + npz)")
+    p.add_argument("--out", required=True, help="folder to write (neutral.obj, shapes/*.obj, preview_head.npz)")
+    p.add_argument("--basis", help="expression_basis.npz (default: the one shipped with osmnet)")
+    p.add_argument("--model", help="MediaPipe face_landmarker.task (for the mesh's triangles and UVs)")
+    p.set_defaults(run=_run_head)
+
+
+def _run_head(a):
+    from osmnet.expression import ExpressionBasis, ExpressionError
+    from osmnet.head import export_head
+
+    try:
+        out = export_head(a.out, ExpressionBasis.load(a.basis), a.model)
+    except (ExpressionError, *_foundation_errors()) as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {out}: neutral.obj, 52 shapes in shapes/, preview_head.npz")
+
+
+COMMANDS = [_add_track, _add_prepare, _add_head, _add_serve, _add_worker, _add_keys, _add_train, _add_generate, _add_evaluate, _add_plot]
 
 
 def build_parser() -> argparse.ArgumentParser:
