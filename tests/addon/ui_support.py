@@ -159,12 +159,17 @@ def drain_until(predicate, timeout=60.0, step=0.02):
 
 
 def probe_media(path) -> dict:
-    """Stream durations of a media file, read with PyAV in the main venv (real ffmpeg)."""
+    """Stream durations, codecs and how much the picture changes, read with PyAV in the main venv
+    (real ffmpeg decoding)."""
     code = ("import av, json, sys\n"
             "c = av.open(sys.argv[1]); out = {}\n"
             "for s in c.streams:\n"
             "    out[s.type] = {'duration': float(s.duration * s.time_base) if s.duration else None,\n"
             "                   'codec': s.codec_context.name, 'frames': s.frames, 'rate': float(s.average_rate or 0) if s.type == 'video' else s.rate}\n"
+            "import numpy as np\n"
+            "c.seek(0); imgs = [f.to_ndarray(format='gray').astype(float) for f in c.decode(video=0)]\n"
+            "out['video']['decoded'] = len(imgs)\n"
+            "out['video']['motion'] = max(float(np.abs(i - imgs[0]).mean()) for i in imgs)\n"
             "print(json.dumps(out))")
     res = subprocess.run([str(MAIN_PYTHON), "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
