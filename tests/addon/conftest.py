@@ -1,0 +1,60 @@
+"""Add-on tests run inside headless Blender (the bpy module): .venv-bpy45 and .venv-bpy52.
+
+In an environment without bpy (the main venv) this whole folder is skipped with the reason.
+Takes come from the real tracker: `osmnet track` run in the main venv on a shared clip (or a take
+file named by $OSMNET_TEST_TAKE), so the add-on is tested on real motion, not synthetic curves.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import bpy  # noqa: F401
+except ImportError:
+    pytest.skip("bpy (Blender as a Python module) is not importable here: run tests/addon with "
+                ".venv-bpy45/bin/python or .venv-bpy52/bin/python", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+
+from blender_addon import takefile  # noqa: E402
+import rig  # noqa: E402
+
+SHARED = Path(os.environ.get("OSMNET_SHARED", ROOT.parent / "shared"))
+CLIP = SHARED / "data" / "talking" / "real3dportrait_May_5s.mp4"
+
+
+@pytest.fixture(autouse=True)
+def empty_file():
+    """Every test starts from an empty Blender file."""
+    rig.clear_file()
+    yield
+
+
+@pytest.fixture(scope="session")
+def tracked_take_path(tmp_path_factory) -> Path:
+    """A take tracked from a real video by osmnet (main venv), made once per session."""
+    given = os.environ.get("OSMNET_TEST_TAKE")
+    if given:
+        return Path(given)
+    osmnet = ROOT / ".venv" / "bin" / "osmnet"
+    model = SHARED / "models" / "face_landmarker.task"
+    for path, what in ((osmnet, "the main venv's osmnet command"), (CLIP, "the shared clip"), (model, "the MediaPipe model")):
+        if not path.exists():
+            pytest.skip(f"{what} not found at {path}; set OSMNET_TEST_TAKE to a take file instead")
+    out = tmp_path_factory.mktemp("takes") / "tracked.json"
+    env = dict(os.environ, OSMNET_FACE_LANDMARKER=str(model))
+    proc = subprocess.run([str(osmnet), "track", str(CLIP), "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"osmnet track failed:\n{proc.stderr[-2000:]}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def tracked_take(tracked_take_path) -> "takefile.Take":
+    return takefile.load_take(tracked_take_path)

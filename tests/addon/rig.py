@@ -1,0 +1,49 @@
+"""Test rigs built from bpy.data only: an armature with a head bone and meshes with shape keys."""
+from __future__ import annotations
+
+import bpy
+
+# A mix of the name variants real rigs use; the test checks auto-detection finds them all.
+FACE_KEYS = {
+    "eyeBlinkLeft": "eyeBlinkLeft", "EyeBlink_R": "eyeBlinkRight", "ARKit_jawOpen": "jawOpen",
+    "A38_Mouth_Pucker": "mouthPucker", "mouth_smile_left": "mouthSmileLeft", "bs_mouthSmile_R": "mouthSmileRight",
+    "browInnerUp": "browInnerUp", "jawOpen.001": None, "Smile": None, "tongueOut": "tongueOut",
+}
+TEETH_KEYS = {"JawOpen": "jawOpen", "mouthClose": "mouthClose"}
+
+
+def clear_file():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def make_mesh(name: str, keys) -> bpy.types.Object:
+    me = bpy.data.meshes.new(name)
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 0, 1)], [], [(0, 1, 2)])
+    ob = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(ob)
+    ob.shape_key_add(name="Basis")
+    for k in keys:
+        ob.shape_key_add(name=k, from_mix=False)
+    return ob
+
+
+def make_armature(name: str = "Rig", bone: str = "DEF-head", rotation_mode: str = "QUATERNION"):
+    arm = bpy.data.armatures.new(name)
+    ob = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(ob)
+    bpy.context.view_layer.objects.active = ob
+    bpy.ops.object.mode_set(mode="EDIT")
+    neck = arm.edit_bones.new("DEF-neck")
+    neck.head, neck.tail = (0, 0.05, 1.4), (0, 0.05, 1.5)
+    head = arm.edit_bones.new(bone)
+    head.head, head.tail, head.parent = (0, 0.05, 1.5), (0, 0.05, 1.7), neck
+    end = arm.edit_bones.new("head_end")
+    end.head, end.tail, end.parent = (0, 0.05, 1.7), (0, 0.05, 1.75), head
+    bpy.ops.object.mode_set(mode="OBJECT")
+    ob.pose.bones[bone].rotation_mode = rotation_mode
+    return ob
+
+
+def make_rig(rotation_mode: str = "QUATERNION"):
+    """-> (armature, face, teeth)."""
+    return make_armature(rotation_mode=rotation_mode), make_mesh("Face", FACE_KEYS), make_mesh("Teeth", TEETH_KEYS)
