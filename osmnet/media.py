@@ -98,14 +98,18 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
             raise MediaError(f"{path} has no audio stream; pass the speech as a separate file "
                              "(e.g. --audio speech.wav)")
         s = c.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        # keep the channels through resampling and average them here: ffmpeg's own downmix
+        # adds channels at -3 dB each, which can clip when both carry the same speech
+        resampler = None
         parts = []
         try:
             for frame in c.decode(s):
+                if resampler is None:
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
                 for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
+                    parts.append(out.to_ndarray().mean(axis=0))
+            for out in resampler.resample(None) if resampler is not None else ():
+                parts.append(out.to_ndarray().mean(axis=0))
         except av.error.FFmpegError as e:
             raise MediaError(f"{path}: audio decoding failed ({e})") from None
     finally:
