@@ -1,0 +1,240 @@
+"""One-shot 2D renderer: one photo + a take -> talking-head frames (CPU and GPU, same code).
+
+No neural weights: the photo's face is found by MediaPipe (osmnet.track), its landmarks are
+lifted into the canonical face space, each frame's ARKit weights move them through the
+expression basis and the head channels turn/shift them, and the whole image follows through a
+dense mesh warp (osmnet.warp) of the face mesh plus rings for hair, neck and background
+(osmnet.rig). What the photo cannot show is painted (osmnet.paint): the mouth interior when the
+lips part, the eyelid when the eye closes.
+
+Take values are applied relative to the photo, so a zero take gives back the photo:
+  * expression: a channel acts only above its neutral level, the larger of the photo's own
+    score and the take's quiet level (5th percentile), because tracked curves never rest at 0;
+  * head rotation: the take's mean rotation is removed (center_pose) so the photo's own pose is
+    the take's average pose; headX/Y/Z are already relative to the take's mean.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from osmnet import warp
+from osmnet.paint import Painter
+from osmnet.rig import N_FACE, OUTER, Rig, RigPoser, build_rig
+from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS, Take
+
+PORTRAIT_RES = 512  # the stored crop; frames at other sizes are resampled from it
+CROP_FACTOR = 2.2  # crop side / face size
+SIZES = (128, 256, 384, 512, 768, 1024)
+
+
+class RenderError(ValueError):
+    """The photo or the request cannot be rendered; the message says what to change."""
+
+
+@dataclass
+class Portrait:
+    """A photo prepared for rendering: the square crop around one face and its rig."""
+
+    image: np.ndarray  # (PORTRAIT_RES, PORTRAIT_RES, 3) uint8 crop
+    landmarks: np.ndarray  # (478, 3) crop-normalised (x, y in [0, 1], z same scale)
+    blendshapes: np.ndarray  # (52,) the photo's own expression scores
+    rig: Rig
+    crop: tuple[int, int, int]  # x0, y0, side in the original photo's pixels
+
+    @classmethod
+    def from_image(cls, rgb: np.ndarray, face_index: int | None = None, tracker=None) -> "Portrait":
+        """Detect the face (the only one, or `face_index`, 0 = largest) and build its rig."""
+        from osmnet.face_mesh import load_canonical_mesh
+        from osmnet.track import FaceTracker, to_canonical
+
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise RenderError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        own = tracker is None
+        tracker = tracker or FaceTracker()
+        try:
+            faces = tracker.detect_image(rgb)
+        finally:
+            if own:
+                tracker.close()
+        if not faces:
+            raise RenderError("no face found in the photo; use a photo with one clearly visible face "
+                              "(frontal or slightly turned, at least ~80 pixels wide)")
+        if face_index is None:
+            if len(faces) > 1:
+                raise RenderError(f"the photo shows {len(faces)} faces; choose one with face_index "
+                                  f"(--face N, 0 = largest ... {len(faces) - 1} = smallest)")
+            face_index = 0
+        if not 0 <= face_index < len(faces):
+            raise RenderError(f"face {face_index} asked for, but the photo shows {len(faces)} "
+                              f"face(s): use 0..{len(faces) - 1}")
+        face = faces[face_index]
+        x0, y0, side = _crop_box(face.bbox, rgb.shape[1], rgb.shape[0])
+        crop = _resize(rgb[y0:y0 + side, x0:x0 + side], PORTRAIT_RES)
+        lm = (face.landmarks - np.array([x0, y0, 0], np.float32)) / side
+        canon = to_canonical(face.landmarks)
+        rig = build_rig(lm, canon, face.matrix, load_canonical_mesh().triangles)
+        return cls(crop, lm.astype(np.float32), face.blendshapes.astype(np.float32), rig, (x0, y0, side))
+
+    @classmethod
+    def from_file(cls, path, face_index: int | None = None) -> "Portrait":
+        return cls.from_image(load_image(path), face_index)
+
+    def image_at(self, size: int) -> np.ndarray:
+        """The crop at `size` x `size` (what a zero take renders)."""
+        return self.image if size == PORTRAIT_RES else _resize(self.image, size)
+
+
+def load_image(path) -> np.ndarray:
+    """Any photo Pillow reads -> RGB uint8, EXIF rotation applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RenderError(f"photo {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise RenderError(f"{path} is not a readable image ({e}); use a JPEG or PNG photo") from None
+
+
+def _crop_box(bbox, width: int, height: int) -> tuple[int, int, int]:
+    """Square crop around the face with room for hair and neck, kept inside the photo."""
+    bx0, by0, bx1, by1 = bbox
+    face = max(bx1 - bx0, by1 - by0)
+    side = int(round(min(CROP_FACTOR * face, width, height)))
+    cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2 - 0.08 * face
+    x0 = int(round(np.clip(cx - side / 2, 0, width - side)))
+    y0 = int(round(np.clip(cy - side / 2, 0, height - side)))
+    return x0, y0, max(side, 1)
+
+
+def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return np.ascontiguousarray(rgb)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((size, size), Image.LANCZOS))
+
+
+def _relative_channels(portrait: Portrait, take: Take, center_pose: bool):
+    """Take -> (head (T, 6), expression weights (T, 52)) relative to the photo (module docstring)."""
+    head = take.array(HEAD_CHANNELS).astype(np.float64)
+    if center_pose:
+        head[:, :3] -= head[:, :3].mean(0)
+    w = take.array(ARKIT_NAMES)
+    quiet = np.percentile(w, 5, axis=0) if len(w) >= 20 else w.min(0)
+    rest = np.maximum(portrait.blendshapes, quiet)
+    return head, np.clip(w - rest, 0.0, None).astype(np.float32)
+
+
+def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu", batch: int = 16,
+                  basis=None, start: int = 0, stop: int | None = None, center_pose: bool = True,
+                  raster: int | None = None):
+    """Yield uint8 (size, size, 3) frames of `take` (frames start..stop) spoken by `portrait`.
+
+    `raster` is the resolution of the triangle raster (default size // 2): the displacement
+    field is smooth, so it is computed coarser and upsampled; colours are sampled at full size.
+    """
+    if size not in SIZES:
+        raise RenderError(f"size {size} is not supported; use one of {SIZES}")
+    if batch < 1:
+        raise RenderError("batch must be at least 1")
+    if not isinstance(take, Take):
+        raise RenderError(f"expected a Take, got {type(take).__name__}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RenderError("device 'cuda' asked for, but torch sees no CUDA GPU; use device='cpu'")
+    if basis is None:
+        from osmnet.expression import ExpressionBasis
+
+        basis = ExpressionBasis.load()
+    stop = take.frames if stop is None else min(stop, take.frames)
+    head, weights = _relative_channels(portrait, take, center_pose)
+    raster = raster or max(size // 2, 64)
+    rest = basis.apply(np.zeros((1, len(ARKIT_NAMES)), np.float32))[0]
+
+    with torch.inference_mode():
+        poser = RigPoser(portrait.rig, device)
+        painter = Painter(portrait, poser, size, raster, device)
+        image = torch.as_tensor(np.array(portrait.image_at(size)), device=device).permute(2, 0, 1)[None].float() / 255
+        ident_r = warp.identity_grid(raster, raster, device) / raster
+        ident_s = warp.identity_grid(size, size, device)
+        for a in range(start, stop, batch):
+            b = min(a + batch, stop)
+            expr = torch.as_tensor(basis.apply(weights[a:b]) - rest, device=device)
+            verts = poser.pose(head[a:b], expr)  # (B, N, 3) crop-normalised
+            tri, bary = warp.rasterize(verts[..., :2] * raster, verts[..., 2], poser.tris, raster, raster)
+            src = warp.interpolate(tri, bary, poser.tris, poser.src[:, :2])
+            flow = torch.where((tri >= 0).unsqueeze(-1), src - ident_r, torch.zeros_like(src))
+            region = torch.where(tri >= 0, poser.region[tri.clamp_min(0)], torch.full_like(tri, OUTER))
+            overlay = painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)
+            flow = warp.upsample_field(flow.permute(0, 3, 1, 2) * size, size, size).permute(0, 2, 3, 1)
+            out = warp.sample(image, ident_s + flow)  # (B, 3, S, S)
+            overlay = warp.upsample_field(overlay, size, size)
+            out = out * (1 - overlay[:, 3:4].clamp(0, 1)) + overlay[:, :3]
+            frames = (out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            yield from frames
+
+
+def render_video(image_path, take: Take, out, audio=None, size: int = 256, face_index: int | None = None,
+                 device="cpu", frames_dir=None, progress=None, basis=None) -> Path | None:
+    """Photo file + take -> mp4 (with `audio` muxed when given) and/or a PNG frame folder."""
+    from osmnet.media import write_video
+
+    if out is None and frames_dir is None:
+        raise RenderError("nothing to write: give an output .mp4 and/or a frames folder")
+    portrait = Portrait.from_file(image_path, face_index)
+    frames = render_frames(portrait, take, size=size, device=device, basis=basis)
+    if progress is not None:
+        frames = _counted(frames, progress)
+    if frames_dir is not None:
+        frames = _PngWriter(frames_dir).tee(frames)
+    if out is None:
+        for _ in frames:
+            pass
+        return None
+    return write_video(frames, take.fps, out, audio=audio)
+
+
+def _counted(frames, progress):
+    for f in frames:
+        progress.update(1)
+        yield f
+
+
+class _PngWriter:
+    """Writes frames as frame_00000.png ... into a temp folder, moved into place when complete."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise RenderError(f"{self.folder} exists and is not a folder; choose another --frames-dir")
+
+    def tee(self, frames):
+        from PIL import Image
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}-", dir=self.folder.parent))
+        try:
+            for i, f in enumerate(frames):
+                Image.fromarray(f).save(tmp / f"frame_{i:05d}.png", compress_level=1)
+                yield f
+            self.folder.mkdir(exist_ok=True)
+            for old in self.folder.glob("frame_*.png"):
+                old.unlink()
+            for new in sorted(tmp.iterdir()):
+                os.replace(new, self.folder / new.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = ["Portrait", "RenderError", "load_image", "render_frames", "render_video", "N_FACE"]

@@ -1,0 +1,224 @@
+"""The portrait rig: the warp mesh of one photo and where its vertices go in each frame.
+
+Vertices (all in crop-normalised image units: x right, y down, z away from the camera, 1 = crop
+side):
+  * the 468 face-mesh vertices, lifted into the canonical face space (osmnet.track.to_canonical),
+    where a frame's expression displacement (osmnet.expression.ExpressionBasis) is added before
+    the frame's head pose projects them back;
+  * an inner ring around the face oval (hair, ears, jaw line, neck) that moves rigidly with the
+    head but ignores expression, and an outer ring that follows the head only partly (the fade);
+  * a fixed border well outside the image, so the background and shoulders stay put.
+Rings are built as quad strips between loops of equal length (oval -> inner -> outer -> border),
+so the whole plane is tiled by a valid triangulation without any Delaunay step.
+
+Triangles are labelled by region so the renderer can paint what the photo does not show: the
+mouth interior (the mesh's inner-lip strip) and the closed eyelid (the strip above each eye).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from osmnet.track import euler_to_rotation
+
+# Inner-lip and eye contours of the MediaPipe mesh, corner to corner (both arcs share corners).
+MOUTH_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+MOUTH_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+EYES = (  # (upper arc, lower arc): the subject's right eye (image left), then left
+    ((33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133)),
+    ((263, 466, 388, 387, 386, 385, 384, 398, 362), (263, 249, 390, 373, 374, 380, 381, 382, 362)),
+)
+FACE, MOUTH, EYE_R, EYE_L, LID_R, LID_L, OUTER = range(7)
+N_FACE = 468
+FLIP = np.diag([1.0, -1.0, -1.0])  # camera axes (y up, z to viewer) <-> image axes (y down, z away)
+
+# Ring geometry: radial scale of the face oval (top of the head gets more room for hair).
+INNER_SCALE = (1.22, 1.5)  # (chin, crown)
+OUTER_SCALE = (1.9, 2.3)
+INNER_FOLLOW = (0.8, 1.0)  # share of the rigid head motion (neck below the chin moves less)
+OUTER_FOLLOW = (0.25, 0.45)
+BORDER_MARGIN = 0.6  # the fixed border lies this far (crop units) outside the crop
+
+
+@dataclass
+class Rig:
+    """Per-portrait warp mesh; built once, reused for every frame."""
+
+    src: np.ndarray  # (N, 3) vertex positions in the photo (crop-normalised)
+    canon: np.ndarray  # (N, 3) canonical-space position (face: identity shape; rings: lifted)
+    follow: np.ndarray  # (N,) share of the rigid head motion (1 face, 0 border)
+    tris: np.ndarray  # (T, 3) int64
+    region: np.ndarray  # (T,) int64 region label per triangle
+    attrs: np.ndarray  # (N, 3): mouth u (0 corner -> 1 middle), mouth v (0 upper -> 1 lower), lid (1 at lash line)
+    scale: float  # crop units per canonical cm
+    rot: np.ndarray  # (3, 3) canonical -> camera rotation of the photo's head
+    trans: np.ndarray  # (3,) image-space position of the canonical origin
+    distance_cm: float  # camera distance of the photo's head (for headZ)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray):
+    """Least-squares s, R (proper rotation), t with dst ~ s R src + t (Umeyama)."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    U, S, Vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    s = float((S * np.diag(D)).sum() / max((a ** 2).sum(), 1e-12))
+    return s, R, md - s * R @ ms
+
+
+def _oval_loop(tris: np.ndarray) -> list[int]:
+    """The mesh's outer boundary as one ordered vertex loop."""
+    edges: dict[tuple[int, int], int] = {}
+    for t in tris:
+        for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])):
+            k = (min(a, b), max(a, b))
+            edges[k] = edges.get(k, 0) + 1
+    nxt: dict[int, list[int]] = {}
+    for (a, b), n in edges.items():
+        if n == 1:
+            nxt.setdefault(int(a), []).append(int(b))
+            nxt.setdefault(int(b), []).append(int(a))
+    start = min(nxt)
+    loop, prev = [start], None
+    while True:
+        cand = [v for v in nxt[loop[-1]] if v != prev]
+        prev = loop[-1]
+        if cand[0] == start:
+            return loop
+        loop.append(cand[0])
+
+
+def _strip(inner: list[int], outer: list[int]) -> list[tuple[int, int, int]]:
+    n = len(inner)
+    out = []
+    for i in range(n):
+        j = (i + 1) % n
+        out += [(inner[i], inner[j], outer[i]), (outer[i], inner[j], outer[j])]
+    return out
+
+
+def _ray_to_box(c: np.ndarray, d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Distance along unit rays d from c to the box [lo, hi]^2 (c inside)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tx = np.where(d[:, 0] > 0, (hi - c[0]) / d[:, 0], (lo - c[0]) / d[:, 0])
+        ty = np.where(d[:, 1] > 0, (hi - c[1]) / d[:, 1], (lo - c[1]) / d[:, 1])
+    tx = np.where(np.abs(d[:, 0]) < 1e-9, np.inf, tx)
+    ty = np.where(np.abs(d[:, 1]) < 1e-9, np.inf, ty)
+    return np.minimum(tx, ty)
+
+
+def _face_regions(mesh_tris: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Region label per face triangle and the (N_FACE, 3) mouth/lid attributes."""
+    region = np.full(len(mesh_tris), FACE, np.int64)
+    attrs = np.zeros((N_FACE, 3), np.float32)
+    mouth = set(MOUTH_UPPER) | set(MOUTH_LOWER)
+    n = len(MOUTH_UPPER) - 1
+    for i, (u, l) in enumerate(zip(MOUTH_UPPER, MOUTH_LOWER)):
+        mid = 1.0 - abs(i - n / 2) / (n / 2)
+        attrs[u, 0], attrs[l, 0] = mid, mid
+        attrs[u, 1], attrs[l, 1] = 0.0, 1.0
+    for c in (MOUTH_UPPER[0], MOUTH_UPPER[-1]):
+        attrs[c, 1] = 0.5
+    in_set = lambda t, s: all(int(v) in s for v in t)  # noqa: E731
+    region[[in_set(t, mouth) for t in mesh_tris]] = MOUTH
+    for k, (upper, lower) in enumerate(EYES):
+        eye = set(upper) | set(lower)
+        region[[in_set(t, eye) for t in mesh_tris]] = EYE_R + k
+        lash = set(upper[1:-1])
+        attrs[list(lash), 2] = 1.0
+        floor = canon[list(upper), 1].min() - 0.05
+        for ti, t in enumerate(mesh_tris):
+            if region[ti] == FACE and any(int(v) in lash for v in t) and canon[t, 1].min() >= floor:
+                region[ti] = LID_R + k
+    return region, attrs
+
+
+def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
+              mesh_tris: np.ndarray, n_ring: int | None = None) -> Rig:
+    """Rig from the photo's landmarks (478 or 468, 3; crop-normalised) and their canonical lift."""
+    src_face = np.asarray(landmarks, np.float64)[:N_FACE]
+    canon_face = np.asarray(canonical, np.float64)[:N_FACE]
+    s, R_img, t = fit_similarity(canon_face, src_face)
+    rot = FLIP @ R_img  # canonical -> camera
+    tris = np.asarray(mesh_tris, np.int64)
+    region, face_attrs = _face_regions(tris, canon_face)
+
+    oval = _oval_loop(tris)
+    o = src_face[oval]
+    c = o[:, :2].mean(0)
+    d = o[:, :2] - c
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    u = d / np.maximum(r, 1e-9)
+    up = np.clip(-u[:, 1:2] * 0.5 + 0.5, 0.0, 1.0)  # 1 at the crown, 0 at the chin
+    box = _ray_to_box(c, u, -BORDER_MARGIN, 1.0 + BORDER_MARGIN)[:, None]
+    r_in = np.minimum(r * (INNER_SCALE[0] + up * (INNER_SCALE[1] - INNER_SCALE[0])), box * 0.5)
+    r_out = np.minimum(r * (OUTER_SCALE[0] + up * (OUTER_SCALE[1] - OUTER_SCALE[0])), box * 0.8)
+    r_out = np.maximum(r_out, r_in * 1.05)
+    depth_back = o[:, 2:3] + 0.05  # rings sit a little behind the oval
+    ring_in = np.concatenate([c + u * r_in, depth_back], 1)
+    ring_out = np.concatenate([c + u * r_out, depth_back], 1)
+    border = np.concatenate([c + u * box, depth_back], 1)
+
+    # Lift ring points into canonical space so they can follow the head rigidly.
+    inv = lambda p: (p - t) @ R_img / s  # noqa: E731  (R_img^T (p - t) / s, row form)
+    n = len(oval)
+    idx_in = np.arange(N_FACE, N_FACE + n)
+    idx_out = idx_in + n
+    idx_border = idx_out + n
+    src = np.concatenate([src_face, ring_in, ring_out, border]).astype(np.float32)
+    canon = np.concatenate([canon_face, inv(ring_in), inv(ring_out), inv(border)]).astype(np.float32)
+    up1 = up[:, 0]
+    follow = np.concatenate([np.ones(N_FACE),
+                             INNER_FOLLOW[0] + up1 * (INNER_FOLLOW[1] - INNER_FOLLOW[0]),
+                             OUTER_FOLLOW[0] + up1 * (OUTER_FOLLOW[1] - OUTER_FOLLOW[0]),
+                             np.zeros(n)]).astype(np.float32)
+    ring_tris = (_strip(oval, list(idx_in)) + _strip(list(idx_in), list(idx_out))
+                 + _strip(list(idx_out), list(idx_border)))
+    all_tris = np.concatenate([tris, np.asarray(ring_tris, np.int64)])
+    all_region = np.concatenate([region, np.full(len(ring_tris), OUTER, np.int64)])
+    attrs = np.concatenate([face_attrs, np.zeros((3 * n, 3), np.float32)])
+    dist = float(-matrix[2, 3]) if matrix is not None and matrix[2, 3] < -1e-3 else 50.0
+    return Rig(src, canon, follow, all_tris, all_region, attrs, s, rot, t, dist)
+
+
+class RigPoser:
+    """Torch side of a rig: per-frame vertex positions from head channels and expression offsets."""
+
+    def __init__(self, rig: Rig, device="cpu"):
+        f = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
+        self.rig = rig
+        self.device = device
+        self.src = f(rig.src)
+        self.canon = f(rig.canon)
+        self.follow = f(rig.follow)
+        self.flip = f(FLIP)
+        self.rot0 = f(rig.rot)
+        self.trans0 = f(rig.trans)
+        self.tris = torch.as_tensor(rig.tris, device=device)
+        self.region = torch.as_tensor(rig.region, device=device)
+        self.attrs = f(rig.attrs)
+        self.base = (rig.scale * (self.canon @ (self.flip @ self.rot0).T)) + self.trans0  # (N, 3)
+
+    def pose(self, head: np.ndarray, expr: torch.Tensor | None) -> torch.Tensor:
+        """head (B, 6) [pitch, yaw, roll rad, x, y, z m] relative to the photo; expr (B, 468, 3) cm.
+
+        Returns target vertex positions (B, N, 3) in crop-normalised image units.
+        """
+        head = np.asarray(head, np.float64)
+        delta = torch.as_tensor(euler_to_rotation(head[:, 0], head[:, 1], head[:, 2]),
+                                dtype=torch.float32, device=self.device)  # camera frame
+        rot_img = self.flip @ delta @ self.rot0  # (B, 3, 3) canonical -> image
+        rig = self.rig
+        zoom = rig.distance_cm / np.maximum(rig.distance_cm - 100.0 * head[:, 5], 1.0)
+        scale = torch.as_tensor(rig.scale * zoom, dtype=torch.float32, device=self.device).view(-1, 1, 1)
+        shift = np.stack([head[:, 3], -head[:, 4], -head[:, 5]], 1) * 100.0 * rig.scale
+        trans = self.trans0 + torch.as_tensor(shift, dtype=torch.float32, device=self.device).unsqueeze(1)
+        X = self.canon.expand(head.shape[0], -1, -1)
+        if expr is not None:
+            X = torch.cat([X[:, :N_FACE] + expr, X[:, N_FACE:]], dim=1)
+        moved = scale * (X @ rot_img.transpose(1, 2)) + trans
+        return self.src + (moved - self.base) * self.follow.view(1, -1, 1)
