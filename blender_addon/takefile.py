@@ -233,6 +233,9 @@ def read_livelink_csv(path, fps: float = 60.0) -> Take:
         raise TakeFileError(f"{path} has timecodes that do not increase (line "
                             f"{int(np.argmax(np.diff(t) <= 0)) + 3}); is it two recordings in one file?")
     t -= t[0]
+    pos = t * fps  # rows on the frame grid (up to the timecode's 1/1000 frame) are taken exactly
+    on_grid = np.abs(pos - np.round(pos)) < 1.5e-3
+    t[on_grid] = np.round(pos[on_grid]) / fps
     n = int(round(t[-1] * fps)) + 1
     grid = np.arange(n) / fps
     v = np.asarray(values, dtype=np.float64)
