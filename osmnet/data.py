@@ -218,7 +218,7 @@ def prepare(inputs, out, workers: int = 2, model_path=None, fps: float = 25.0, p
     if fit_basis and clips:
         from osmnet.expression import fit_dataset_basis
 
-        index["expression_basis"] = fit_dataset_basis(out, clips)
+        index["expression_basis"] = fit_dataset_basis(out, clips, task_path=model_path)
     _write_json(out / "index.json", index)
     return index
 
