@@ -117,3 +117,113 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
     if not parts:
         raise MediaError(f"{path}: the audio stream holds no samples")
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+# ==== Writing (owned by the renderer): frames -> mp4, speech muxed in ===========================
+# Kept apart from the reading side above; used by osmnet.render and the backend's render jobs.
+
+AUDIO_RATE = 48000
+
+
+def _video_rate(fps: float):
+    from fractions import Fraction
+
+    if not (fps > 0 and np.isfinite(fps)):
+        raise MediaError(f"fps must be a positive number, got {fps!r}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _audio_wave(audio) -> tuple[np.ndarray, int]:
+    """A path, a (samples, rate) pair or a 16 kHz array -> (float32 mono, rate)."""
+    if isinstance(audio, (str, Path)):
+        return load_audio(audio, sr=AUDIO_RATE), AUDIO_RATE
+    if isinstance(audio, tuple) and len(audio) == 2:
+        wave, sr = audio
+    else:
+        wave, sr = audio, 16000
+    wave = np.asarray(wave, np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1 if wave.shape[1] <= 8 else 0)
+    if wave.ndim != 1 or not np.all(np.isfinite(wave)):
+        raise MediaError("audio must be a mono sample array (or a file path) with finite values")
+    return wave, int(sr)
+
+
+def _write_audio(container, stream, wave: np.ndarray, sr: int, seconds: float):
+    """Fill the AAC stream with exactly `seconds` of the speech (trimmed or padded with silence)."""
+    import av
+
+    n = int(round(seconds * sr))
+    wave = np.pad(wave[:n], (0, max(0, n - len(wave)))).astype(np.float32)
+    step = stream.codec_context.frame_size or 1024
+    for i in range(0, n, step):
+        chunk = np.ascontiguousarray(wave[i:i + step].reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = sr, i
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def _even(frame, index: int) -> np.ndarray:
+    """Check one frame and pad it to even width/height (yuv420p needs them)."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise MediaError(f"frame {index}: frames must be RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+    if frame.shape[0] % 2 or frame.shape[1] % 2:
+        frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+    return frame
+
+
+def write_video(frames, fps: float, path, audio=None, crf: int = 18) -> Path:
+    """RGB uint8 frames -> h264 yuv420p mp4 at `fps`, with `audio` (path, (samples, sr) or a
+    16 kHz array) as AAC trimmed/padded to the video's length. Written to a temporary file
+    beside `path` and renamed into place, so a failure never leaves a half-written video."""
+    import itertools
+    import os
+    import tempfile
+
+    import av
+
+    rate = _video_rate(fps)
+    wave = _audio_wave(audio) if audio is not None else None  # fail on bad audio before encoding
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    frames = iter(frames)
+    count = 0
+    try:
+        first = next(frames, None)
+        if first is None:
+            raise MediaError(f"no frames to write to {path}")
+        size = _even(first, 0).shape
+        with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = size[1], size[0]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            astream = None
+            if wave is not None:  # every stream must exist before the first packet is muxed
+                astream = container.add_stream("aac", rate=wave[1])
+                astream.layout = "mono"
+            for frame in itertools.chain([first], frames):
+                frame = _even(frame, count)
+                if frame.shape != size:
+                    raise MediaError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]} but the video is "
+                                     f"{size[1]}x{size[0]}; all frames must have the same size")
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                vf.pts = count
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+                count += 1
+            for packet in stream.encode(None):
+                container.mux(packet)
+            if astream is not None:
+                _write_audio(container, astream, wave[0], wave[1], count / float(rate))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

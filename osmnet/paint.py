@@ -93,9 +93,9 @@ class Painter:
         if bool(mouth.any()) and bool((gap > self.open0).any()):
             width = (verts[:, MOUTH_UPPER[0], :2] - verts[:, MOUTH_UPPER[-1], :2]).norm(dim=-1)
             amount = (2.0 * (gap - self.open0) / gap.clamp_min(1e-6)).clamp(0, 1)[frame]
-            edge_w = (1.2 / (gap * self.raster).clamp_min(1e-3)).clamp(0.03, 0.5)[frame]
+            edge_w = (0.7 / (gap * self.raster).clamp_min(1e-3)).clamp(0.03, 0.5)[frame]
             edge = _smoothstep(0.0, edge_w, mv) * _smoothstep(0.0, edge_w, 1 - mv) * _smoothstep(0.0, 0.15, mu)
-            teeth_h = (0.10 * width / gap.clamp_min(1e-6)).clamp(0.08, 0.42)[frame]
+            teeth_h = (0.16 * width / gap.clamp_min(1e-6)).clamp(0.15, 0.5)[frame]
             upper = 1 - _smoothstep(teeth_h * 0.75, teeth_h, mv)
             lower = _smoothstep(1 - teeth_h * 0.45, 1 - teeth_h * 0.3, mv) * 0.55
             teeth = (torch.maximum(upper, lower) * _smoothstep(0.12, 0.4, mu)).unsqueeze(1)

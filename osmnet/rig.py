@@ -201,7 +201,18 @@ class RigPoser:
         self.tris = torch.as_tensor(rig.tris, device=device)
         self.region = torch.as_tensor(rig.region, device=device)
         self.attrs = f(rig.attrs)
+        pairs = [(MOUTH_UPPER, MOUTH_LOWER)] + list(EYES)
+        self.pairs = [(torch.tensor(u[1:-1], device=device), torch.tensor(lo[1:-1], device=device))
+                      for u, lo in pairs]
         self.base = (rig.scale * (self.canon @ (self.flip @ self.rot0).T)) + self.trans0  # (N, 3)
+
+    def _uncross(self, X: torch.Tensor) -> torch.Tensor:
+        """Stop a closing lid or lip at its partner instead of passing through it (canonical y up)."""
+        X = X.clone()
+        for up, lo in self.pairs:
+            y_up, y_lo = X[:, up, 1], X[:, lo, 1]
+            X[:, up, 1] = torch.maximum(y_up, y_lo)
+        return X
 
     def pose(self, head: np.ndarray, expr: torch.Tensor | None) -> torch.Tensor:
         """head (B, 6) [pitch, yaw, roll rad, x, y, z m] relative to the photo; expr (B, 468, 3) cm.
@@ -219,6 +230,6 @@ class RigPoser:
         trans = self.trans0 + torch.as_tensor(shift, dtype=torch.float32, device=self.device).unsqueeze(1)
         X = self.canon.expand(head.shape[0], -1, -1)
         if expr is not None:
-            X = torch.cat([X[:, :N_FACE] + expr, X[:, N_FACE:]], dim=1)
+            X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
         moved = scale * (X @ rot_img.transpose(1, 2)) + trans
         return self.src + (moved - self.base) * self.follow.view(1, -1, 1)
