@@ -130,7 +130,10 @@ class Server:
                 w.join(5.0)
             if auth:
                 auth.stop()
-            ctx.destroy(linger=0)
+            if any(w.is_alive() for w in self._local_workers):
+                log.warning("a worker did not stop in time; leaving its sockets to the process exit")
+            else:
+                ctx.destroy(linger=0)
 
     def _start_local_workers(self, ctx):
         from .worker import Worker

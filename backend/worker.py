@@ -37,7 +37,8 @@ class Worker:
         self._outbox: queue.Queue = queue.Queue()
         self._wake_addr = f"inproc://osmnet-worker-wake-{uuid.uuid4().hex[:8]}"
         self._wake_lock = threading.Lock()
-        self._jobs: dict[str, tuple[threading.Event, threading.Thread]] = {}
+        self._wake_out = None
+        self._jobs: dict[str, tuple] = {}  # job id -> (cancelled, thread, [asked])
         self._thread = None
 
     def start(self) -> "Worker":
@@ -76,7 +77,7 @@ class Worker:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_in, zmq.POLLIN)
-        sock.send_multipart(P.encode(self._hello()))
+        sock.send_multipart(P.encode(self._hello()), zmq.NOBLOCK)  # queued until connected
         next_beat = time.monotonic() + self.heartbeat
         try:
             while not self.stop_event.is_set():
@@ -95,15 +96,21 @@ class Worker:
                     beat = self._hello()
                     beat.type = "worker_heartbeat"
                     beat.content["running"] = len(self._jobs)
-                    sock.send_multipart(P.encode(beat), zmq.NOBLOCK)
+                    try:
+                        sock.send_multipart(P.encode(beat), zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
                     next_beat = now + self.heartbeat
         finally:
-            for cancelled, _ in self._jobs.values():
+            for cancelled, _, _ in self._jobs.values():
                 cancelled.set()
-            for _, thread in list(self._jobs.values()):
+            for _, thread, _ in list(self._jobs.values()):
                 thread.join(2.0)
             self._flush(sock)
-            for s in (sock, wake_in, self._wake_out):
+            with self._wake_lock:  # a job thread that outlived the join must not touch a closed socket
+                self._wake_out.close(linger=0)
+                self._wake_out = None
+            for s in (sock, wake_in):
                 s.close(linger=200)
             if self._own_ctx:
                 self.ctx.term()
@@ -124,6 +131,7 @@ class Worker:
             elif msg.type == "cancel_work":
                 entry = self._jobs.get(msg.content.get("job"))
                 if entry:
+                    entry[2][0] = True
                     entry[0].set()
             elif msg.type == "worker_stop":
                 log.info("worker %s: server asked us to stop", self.name)
@@ -134,24 +142,37 @@ class Worker:
     def _start_job(self, msg: Message):
         job_id = msg.content["job"]
         cancelled = threading.Event()
+        asked = [False]  # set when the server forwarded a cancel for this job
 
         def emit(event: Message):
             event.ref = job_id
+            if event.type == "started":
+                event.content["worker"] = self.name
+            elif event.type == "finished" and event.content.get("status") == "cancelled" and not asked[0]:
+                # Stopped because this worker is going away, not because anyone asked: say so.
+                event = Message("error", {"code": "worker_lost", "message": f"worker {self.name} was stopped "
+                                          "while running this job; run it again"}, ref=job_id)
             self._outbox.put(P.encode(event))
-            with self._wake_lock:
-                self._wake_out.send(b"", zmq.NOBLOCK)
+            self._wake()
 
         def body():
             try:
                 run_job(self.engine, msg.content["kind"], msg.content["spec"], msg.buffers, cancelled, emit)
             finally:
                 self._outbox.put(("done", job_id))
-                with self._wake_lock:
-                    self._wake_out.send(b"", zmq.NOBLOCK)
+                self._wake()
 
         thread = threading.Thread(target=body, name=f"osmnet-job-{job_id[:8]}", daemon=True)
-        self._jobs[job_id] = (cancelled, thread)
+        self._jobs[job_id] = (cancelled, thread, asked)
         thread.start()
+
+    def _wake(self):
+        with self._wake_lock:
+            if self._wake_out is not None:
+                try:
+                    self._wake_out.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the loop is already awake with wake-ups queued
 
     def _flush(self, sock):
         while True:
@@ -162,4 +183,7 @@ class Worker:
             if isinstance(item, tuple):
                 self._jobs.pop(item[1], None)
                 continue
-            sock.send_multipart(item, copy=False)
+            try:
+                sock.send_multipart(item, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass  # no server connected (it stopped): the job's events have no reader any more

@@ -197,7 +197,8 @@ class Client:
         self._closed = True
         self._wake()
         self._thread.join(2.0)
-        self._ctx.destroy(linger=0)
+        with self._wake_lock:
+            self._ctx.destroy(linger=0)
 
     def __enter__(self):
         return self
@@ -336,9 +337,13 @@ class Client:
                         pass
                 while True:
                     try:
-                        self._sock.send_multipart(self._outbox.get_nowait(), copy=False)
+                        frames = self._outbox.get_nowait()
                     except queue.Empty:
                         break
+                    try:
+                        self._sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                    except zmq.Again:  # nothing connected and the queue is full: the timeout reports it
+                        pass
                 if self._sock in ready:
                     self._receive()
                 if self._monitor in ready:
@@ -352,7 +357,10 @@ class Client:
                 if self._waiting_since is None:
                     self._waiting_since = now
                 if now >= next_beat:  # heartbeat: keeps our jobs alive on the server, proves it lives
-                    self._sock.send_multipart(P.encode(P.Message("ping", {}, id="heartbeat")), zmq.NOBLOCK)
+                    try:
+                        self._sock.send_multipart(P.encode(P.Message("ping", {}, id="heartbeat")), zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
                     next_beat = now + self.heartbeat
                 if now - max(self._last_heard, self._waiting_since) > self.timeout:
                     self._fail_all("timeout", f"no answer from the OSM-Net server at {self.address} for "
