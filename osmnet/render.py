@@ -26,7 +26,7 @@ import torch
 
 from osmnet import warp
 from osmnet.paint import Painter
-from osmnet.rig import N_FACE, OUTER, Rig, RigPoser, build_rig
+from osmnet.rig import OUTER, Rig, RigPoser, build_rig
 from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS, Take
 
 PORTRAIT_RES = 512  # the stored crop; frames at other sizes are resampled from it
@@ -205,6 +205,52 @@ def render_video(image_path, take: Take, out, audio=None, size: int = 256, face_
     return write_video(frames, take.fps, out, audio=audio)
 
 
+def contact_sheet(portrait: Portrait, takes: list[Take], times: list[float], size: int = 256,
+                  labels: list[str] | None = None, basis=None, device="cpu") -> np.ndarray:
+    """The same moments from several takes side by side: rows = times (s), columns = takes.
+
+    Each frame is rendered with its whole take's calibration (neutral levels, mean pose), so a
+    cell shows exactly what that take's video shows at that moment.
+    """
+    from PIL import Image, ImageDraw
+
+    if not takes or not times:
+        raise RenderError("a contact sheet needs at least one take and one time")
+    labels = list(labels) if labels else [t.meta.get("name", f"take {i}") for i, t in enumerate(takes)]
+    head, gutter = 18, 52
+    sheet = Image.new("RGB", (gutter + len(takes) * size, head + len(times) * size), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for c, take in enumerate(takes):
+        draw.text((gutter + c * size + 4, 3), str(labels[c])[: size // 7], fill=(230, 230, 230))
+        for r, t in enumerate(times):
+            if t < 0:
+                raise RenderError(f"time {t} s is negative")
+            i = min(int(round(t * take.fps)), take.frames - 1)
+            frame = next(render_frames(portrait, take, size, device=device, batch=1, basis=basis,
+                                       start=i, stop=i + 1))
+            sheet.paste(Image.fromarray(frame), (gutter + c * size, head + r * size))
+    for r, t in enumerate(times):
+        draw.text((4, head + r * size + size // 2 - 6), f"{t:.2f} s", fill=(230, 230, 230))
+    return np.asarray(sheet)
+
+
+def save_png(image: np.ndarray, path) -> Path:
+    """Write a PNG atomically (temp file beside it, then rename)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _counted(frames, progress):
     for f in frames:
         progress.update(1)
@@ -237,4 +283,4 @@ class _PngWriter:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["Portrait", "RenderError", "load_image", "render_frames", "render_video", "N_FACE"]
+__all__ = ["Portrait", "RenderError", "contact_sheet", "load_image", "render_frames", "render_video", "save_png"]
