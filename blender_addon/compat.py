@@ -5,7 +5,8 @@ something still takes the right path. Nothing else in the add-on branches on the
 
   Actions    4.4+ slotted actions (slots, layers/strips/channelbags); 5.0 removed Action.fcurves,
              so fcurves are made through a channelbag there. Before 4.4: action.fcurves + id_root.
-  Sequencer  `strips` (4.4+) vs `sequences` (removed in 5.0); each has new_sound / new_image.
+  Sequencer  `strips` (4.4+) vs `sequences` (removed in 5.0); each has new_sound / new_image;
+             5.2 renamed frame_final_start/end to left_handle/right_handle (old names deprecated).
   EEVEE      'BLENDER_EEVEE_NEXT' (4.2-4.x) vs 'BLENDER_EEVEE' (5.x).
   Video      5.0 added image_settings.media_type ('VIDEO' must be chosen before 'FFMPEG').
 
@@ -18,7 +19,8 @@ Public API
     new_fcurve(action, slot, data_path, index=0, group="") -> FCurve
     iter_fcurves(action) -> every FCurve of the action (all slots)
     assign_action(id_, action, slot=None) / active_action(id_) -> (action, slot)
-    sequencer_strips(scene) ; new_sound_strip(scene, name, path, channel, frame_start)
+    sequencer_strips(scene) ; all_strips(scene) ; strip_range(strip) ; strip_content_start(strip)
+    new_sound_strip(scene, name, path, channel, frame_start)
     new_image_strip(scene, name, path, channel, frame_start)
     eevee_engine() -> str ; set_eevee(scene)
     set_video_output(scene, filepath, container="MPEG4", codec="H264", audio_codec="AAC")
@@ -121,6 +123,27 @@ def sequencer_strips(scene):
     """The top-level strip collection of the scene's sequencer (created if missing)."""
     se = scene.sequence_editor or scene.sequence_editor_create()
     return se.strips if hasattr(se, "strips") else se.sequences
+
+
+def all_strips(scene):
+    """Every strip, inside meta strips too (`strips_all` 4.4+, `sequences_all` before; [] if none)."""
+    se = scene.sequence_editor
+    if se is None:
+        return []
+    return list(se.strips_all if hasattr(se, "strips_all") else se.sequences_all)
+
+
+def strip_range(strip) -> tuple:
+    """(first, end) timeline frames a strip plays, after trimming: `left_handle`/`right_handle`
+    in 5.2+, `frame_final_start`/`frame_final_end` before (deprecated there)."""
+    if "left_handle" in strip.bl_rna.properties:
+        return strip.left_handle, strip.right_handle
+    return strip.frame_final_start, strip.frame_final_end
+
+
+def strip_content_start(strip) -> float:
+    """Timeline frame where the strip's content begins (`content_start` 5.2+, `frame_start` before)."""
+    return strip.content_start if "content_start" in strip.bl_rna.properties else strip.frame_start
 
 
 def new_sound_strip(scene, name: str, filepath: str, channel: int = 1, frame_start: int = 1):
