@@ -11,10 +11,12 @@ Takes are resampled from the video's frame rate to `fps` (frames = round(duratio
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import queue
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +100,16 @@ def to_canonical(landmarks: np.ndarray, task_path=None) -> np.ndarray:
     return out[0] if single else out
 
 
+_OPEN_TRACKERS: "weakref.WeakSet[FaceTracker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_trackers():
+    """MediaPipe's own __del__ fails noisily at interpreter exit; close what is still open first."""
+    for tracker in list(_OPEN_TRACKERS):
+        tracker.close()
+
+
 class FaceTracker:
     """MediaPipe Face Landmarker for photos (IMAGE mode) and videos (VIDEO mode); close() when done."""
 
@@ -138,6 +150,7 @@ class FaceTracker:
         """Every face in one RGB uint8 image (H, W, 3), largest first."""
         if self._image is None:
             self._image = self._create(False, self.max_faces)
+            _OPEN_TRACKERS.add(self)
         rgb = _as_rgb(rgb)
         faces = _detect(self._image, rgb, None)
         return sorted(faces, key=lambda f: -(f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
