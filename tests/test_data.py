@@ -108,3 +108,11 @@ def test_two_clips_with_the_same_name_are_refused(tmp_path):
         (tmp_path / d / "clip.mp4").write_bytes(b"x")
     with pytest.raises(DatasetError, match="share the clip name"):
         find_videos([tmp_path / "a", tmp_path / "b"])
+
+
+def test_cli_prepare_with_no_videos_is_a_clear_error(tmp_path, capsys):
+    from osmnet.cli import main
+
+    assert main(["prepare", str(tmp_path), "--out", str(tmp_path / "ds")]) == 2
+    assert "no videos" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
