@@ -43,6 +43,10 @@ def _video_stream(container, path):
     if not container.streams.video:
         container.close()
         raise MediaError(f"{path} has no video stream (is it an audio file or an image?)")
+    fmt = container.format.name or ""
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        container.close()
+        raise MediaError(f"{path} is a still image, not a video")
     return container.streams.video[0]
 
 

@@ -79,3 +79,9 @@ def test_video_without_audio_and_audio_without_video(shared_data):
         load_audio(shared_data / "talking" / "styletalk_feifeili_clip3.mp4")
     with pytest.raises(MediaError, match="no video stream"):
         probe_video(shared_data / "talking" / "styletalk_feifeili_clip3.wav")
+
+
+def test_a_still_image_is_not_a_video(shared_data):
+    photo = sorted((shared_data / "faces").glob("*.jpg"))[0]
+    with pytest.raises(MediaError, match="still image"):
+        probe_video(photo)
