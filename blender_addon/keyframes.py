@@ -145,6 +145,14 @@ def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
     """Keys within [frames[0], frames[-1]] become (frames, values); keys outside stay as they are."""
     kp = fc.keyframe_points
     m = len(kp)
+    if m == 0:  # a new curve: nothing to merge
+        kp.add(len(frames))
+        co = np.empty(2 * len(frames), np.float32)
+        co[0::2], co[1::2] = frames, values
+        kp.foreach_set("co", co)
+        kp.foreach_set("interpolation", [_LINEAR] * len(frames))  # a list: enums take no buffer
+        fc.update()
+        return
     co = np.empty(2 * m, np.float32)
     ip = np.empty(m, np.int32)
     if m:
@@ -165,7 +173,7 @@ def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
     new_co = np.empty(2 * len(f), np.float32)
     new_co[0::2], new_co[1::2] = f, v
     kp.foreach_set("co", new_co)
-    kp.foreach_set("interpolation", interp)
+    kp.foreach_set("interpolation", interp.tolist())
     fc.update()
 
 
@@ -312,10 +320,14 @@ def _key_range(name, raw, take_fps, mapping, scene, k0, k1) -> list:
     start = int(_take_actions(name)[0]["osmnet_start"])
     curves, skipped = _curves(raw, take_fps, mapping, scene, k0, k1)
     frames = start + np.arange(k0, k1, dtype=np.float64)
+    where = {}  # per data-block: its (action, slot) and existing curves, looked up once
     for id_, path, index, group, v in curves:
-        action, slot = _action_for(name, id_)
-        fcs = compat.fcurve_collection(action, slot)
-        fc = fcs.find(path, index=index) or compat.new_fcurve(action, slot, path, index, group)
+        if id_ not in where:
+            action, slot = _action_for(name, id_)
+            fcs = compat.fcurve_collection(action, slot)
+            where[id_] = (action, slot, {(fc.data_path, fc.array_index): fc for fc in fcs})
+        action, slot, existing = where[id_]
+        fc = existing.get((path, index)) or compat.new_fcurve(action, slot, path, index, group)
         _set_keys(fc, frames, v)
     return skipped
 
