@@ -94,6 +94,8 @@ def _write(scene, item, start: int, values: np.ndarray):
                                    frame_range=(item.start_frame + start, item.start_frame + end - 1))
     except keyframes.TakeApplyError as e:
         raise UserError(str(e)) from None
+    if VALUES_KEY in item.action:
+        del item.action[VALUES_KEY]  # replacing an ID array with one of another size in place corrupts memory
     item.action[VALUES_KEY] = np.ascontiguousarray(current, dtype=np.float32).reshape(-1)
     item.received = max(item.received, end)
 

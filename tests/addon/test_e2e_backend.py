@@ -1,0 +1,172 @@
+"""End to end with a real backend: `osmnet serve` (main venv) on a loopback port, the add-on's
+operators and runtime in headless Blender, drain() called the way the modal timer calls it.
+
+Until the default model ships, the server loads an untrained checkpoint with the real
+architecture (made by the backend's own test helper); the path through zmq, the job table, the
+streaming generator and the take Actions is the same.
+"""
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import ui_support  # noqa: E402
+from blender_addon import runtime  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    ui_support.main_python_or_skip()
+    return ui_support.checkpoint_for_e2e(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture
+def server(checkpoint):
+    srv = ui_support.Serve(ui_support.free_port(), checkpoint)
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture
+def scene(tmp_path):
+    ui_support.enable_addon()
+    scene = ui_support.fresh_scene()
+    scene.render.fps = 25
+    scene.osmnet.target = ui_support.make_face()
+    yield scene
+    runtime.cancel()
+    runtime.close_client()
+
+
+def _prefs():
+    return bpy.context.preferences.addons["blender_addon"].preferences
+
+
+def _job_ended():
+    return not runtime.busy()
+
+
+def test_generate_streams_takes_into_actions(server, scene, tmp_path):
+    _prefs().backend_address = server.address
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=2.4))
+    s.takes_count, s.seed, s.timing, s.custom_frame = 2, 7, 'CUSTOM', 10
+    assert bpy.ops.osmnet.generate() == {'FINISHED'}
+    st = bpy.context.window_manager.osmnet_status
+    assert st.busy and len(s.takes) == 2 and all(t.state == 'GENERATING' for t in s.takes)
+    assert ui_support.drain_until(_job_ended, 120), st.text
+    assert st.level == 'INFO' and "2 takes ready" in st.text, st.text
+    assert [t.state for t in s.takes] == ['READY', 'READY']
+    for t in s.takes:
+        assert t.frames == 60 and t.received == 60 and t.action.use_fake_user
+        keys = [fc for fc in _fcurves(t.action) if fc.data_path == 'key_blocks["jawOpen"].value']
+        assert keys and keys[0].keyframe_points[0].co.x == 10 and len(keys[0].keyframe_points) == 60
+    a, b = (runtime_values(t) for t in s.takes)
+    assert not np.allclose(a, b)  # two different takes
+    # the speech is on the timeline where the takes start
+    sound = [st_ for st_ in scene.sequence_editor.sequences_all if st_.type == 'SOUND']
+    assert len(sound) == 1 and sound[0].frame_final_start == 10
+    # selecting the second take makes the face play it
+    s.active_take = 1
+    assert bpy.context.scene.osmnet.target.data.shape_keys.animation_data.action == s.takes[1].action
+
+
+def runtime_values(item):
+    from blender_addon import takes
+
+    return takes.read_values(item)[0]
+
+
+def _fcurves(action):
+    from blender_addon import compat
+
+    return list(compat.iter_fcurves(action))
+
+
+def test_same_seed_gives_the_same_take_and_reroll_changes_only_the_range(server, scene, tmp_path):
+    _prefs().backend_address = server.address
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=2.0))
+    s.takes_count, s.seed, s.timing = 1, 3, 'SCENE'
+    scene.frame_start = 1
+    for _ in range(2):
+        bpy.ops.osmnet.generate()
+        assert ui_support.drain_until(_job_ended, 120)
+    first, second = (runtime_values(t) for t in s.takes)
+    np.testing.assert_array_equal(first, second)
+
+    s.active_take = 0
+    scene.use_preview_range = True
+    scene.frame_preview_start, scene.frame_preview_end = 11, 30  # take frames 10..29
+    assert bpy.ops.osmnet.reroll() == {'FINISHED'}
+    assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+    rerolled = s.takes[-1]
+    assert rerolled.state == 'READY' and "re-roll" in rerolled.name
+    new = runtime_values(rerolled)
+    assert new.shape == first.shape
+    assert not np.allclose(new[10:30], first[10:30])
+    np.testing.assert_allclose(new[:5], first[:5], atol=1e-4)
+    np.testing.assert_allclose(new[35:], first[35:], atol=1e-4)
+
+
+def test_wrong_address_is_reported_without_hanging(scene, tmp_path):
+    prefs = _prefs()
+    prefs.backend_address = f"tcp://127.0.0.1:{ui_support.free_port()}"
+    prefs.timeout = 1.5
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=1.0))
+    t0 = time.monotonic()
+    bpy.ops.osmnet.generate()
+    assert ui_support.drain_until(_job_ended, 20)
+    st = bpy.context.window_manager.osmnet_status
+    assert st.level == 'ERROR' and "unreachable" in st.text and prefs.backend_address in st.text
+    assert time.monotonic() - t0 < 10
+    assert len(s.takes) == 0  # no empty takes left behind
+    # the check button says the same
+    bpy.ops.osmnet.backend_check()
+    assert ui_support.drain_until(lambda: not runtime._state.jobs, 20)
+    assert st.level == 'ERROR' and "unreachable" in st.text.lower()
+
+
+def test_backend_killed_mid_job_is_reported_and_keeps_what_arrived(server, scene, tmp_path):
+    prefs = _prefs()
+    prefs.backend_address, prefs.timeout = server.address, 3.0
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "long.wav", seconds=30.0))
+    s.takes_count = 4
+    bpy.ops.osmnet.generate()
+    assert ui_support.drain_until(lambda: any(t.received > 0 for t in s.takes) or not runtime.busy(), 120)
+    server.kill()
+    t0 = time.monotonic()
+    assert ui_support.drain_until(_job_ended, 30)
+    assert time.monotonic() - t0 < 15
+    st = bpy.context.window_manager.osmnet_status
+    assert st.level == 'ERROR' and "unreachable" in st.text, st.text
+    assert all(t.state != 'GENERATING' for t in s.takes)
+    # curves arrived chunk by chunk: what came before the crash is kept as a partial take
+    kept = [t for t in s.takes if t.received > 0]
+    assert kept and all(t.received < t.frames for t in kept) and all(t.action is not None for t in kept)
+
+
+def test_local_backend_started_and_stopped_from_blender(checkpoint, scene):
+    prefs = _prefs()
+    prefs.backend_address = f"tcp://127.0.0.1:{ui_support.free_port()}"
+    prefs.launcher = 'COMMAND'
+    extra = f" --checkpoint {checkpoint}" if checkpoint else ""
+    prefs.backend_command = f"{ui_support.MAIN_PYTHON} -m osmnet.cli serve{extra}"
+    prefs.timeout = 60.0  # the first hello waits while the model loads
+    assert bpy.ops.osmnet.backend_start() == {'FINISHED'}
+    try:
+        st = bpy.context.window_manager.osmnet_status
+        assert st.backend_running
+        bpy.ops.osmnet.backend_check()
+        assert ui_support.drain_until(lambda: not runtime._state.jobs, 90)
+        assert st.level == 'INFO' and "Connected" in st.text, st.text
+        assert st.model
+    finally:
+        bpy.ops.osmnet.backend_stop()
+    assert not runtime.backend_running()
