@@ -106,13 +106,18 @@ class Client:
                  heartbeat: float = 1.0, max_message_mb: float = 64.0):
         self.address, self.timeout, self.heartbeat = address, float(timeout), heartbeat
         self.local = _is_loopback(address)
+        self.keys_dir = keys_dir
         self.max_message_bytes = int(max_message_mb * 2**20)
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.linger = 0
         self._sock.sndhwm = self._sock.rcvhwm = 100_000
         if keys_dir is not None:
-            apply_client_keys(self._sock, keys_dir)
+            try:
+                apply_client_keys(self._sock, keys_dir)
+            except Exception:
+                self._ctx.destroy(linger=0)
+                raise
         self._outbox: queue.Queue = queue.Queue()
         self._lock = threading.Condition()
         self._pending: dict[str, deque] = {}      # request/job id -> events not yet consumed
@@ -403,8 +408,13 @@ class Client:
                 self._fail_all("server_lost", f"the OSM-Net server at {self.address} closed the connection "
                                "(stopped or crashed); start `osmnet serve` again and retry")
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
-                self._fail_all("server_lost", f"the server at {self.address} refused our keys; use the "
-                               "client.key_secret and server.key made by its `osmnet keys`")
+                if self.keys_dir is None:
+                    why = ("requires CurveZMQ keys (it runs with --keys): pass the folder holding "
+                           "client.key_secret and server.key as keys_dir")
+                else:
+                    why = ("refused our keys; use the client.key_secret and server.key made by its "
+                           "`osmnet keys`")
+                self._fail_all("server_lost", f"the server at {self.address} {why}")
 
 
 def _recv_or_none(sock, multipart=False):
