@@ -76,3 +76,30 @@ def tracked_take(tracked_take_path):
     from blender_addon import takefile
 
     return takefile.load_take(tracked_take_path)
+
+
+SPEECH = SHARED / "data" / "talking" / "styletalk_feifeili_clip2_short.wav"
+
+
+def _osmnet(*args, timeout=600):
+    osmnet = ROOT / ".venv" / "bin" / "osmnet"
+    if not osmnet.exists() or not SPEECH.exists():
+        pytest.skip(f"needs the main venv's osmnet ({osmnet}) and the shared speech clip ({SPEECH})")
+    proc = subprocess.run([str(osmnet), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 and "does not exist" in proc.stderr and "checkpoint" in proc.stderr:
+        pytest.skip(f"osmnet has no trained model yet: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, f"osmnet {args[0]} failed:\n{proc.stderr[-2000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def generated_take_paths(tmp_path_factory):
+    """Two takes generated from real speech by the shipped model ($OSMNET_TEST_CHECKPOINT picks
+    another), and a re-roll of frames 30:60 of the first one: (take_00, take_01, rerolled)."""
+    out = tmp_path_factory.mktemp("generated")
+    ckpt = ["--checkpoint", os.environ["OSMNET_TEST_CHECKPOINT"]] if os.environ.get("OSMNET_TEST_CHECKPOINT") else []
+    _osmnet("generate", SPEECH, "--takes", 2, "--seed", 7, "--out", out / "takes", *ckpt)
+    first, second = sorted((out / "takes").glob("*.json"))[:2]
+    _osmnet("generate", SPEECH, "--takes", 1, "--seed", 8, "--base", first, "--reroll", "30:60",
+            "--out", out / "reroll", *ckpt)
+    return first, second, sorted((out / "reroll").glob("*.json"))[0]
