@@ -133,7 +133,9 @@ class Client:
         self._wake_out = self._ctx.socket(zmq.PUSH)
         self._wake_out.connect(self._wake_addr)
         self._wake_lock = threading.Lock()
-        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+        self._refused: str | None = None
+        self._connected = False  # a handshake succeeded and no disconnect since
+        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
                                                       | zmq.EVENT_HANDSHAKE_FAILED_AUTH
                                                       | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         self._sock.connect(address)
@@ -361,6 +363,9 @@ class Client:
                     continue
                 if self._waiting_since is None:
                     self._waiting_since = now
+                if self._refused:
+                    self._fail_all("server_lost", self._refused)
+                    continue
                 if now >= next_beat:  # heartbeat: keeps our jobs alive on the server, proves it lives
                     try:
                         self._sock.send_multipart(P.encode(P.Message("ping", {}, id="heartbeat")), zmq.NOBLOCK)
@@ -404,7 +409,8 @@ class Client:
                 event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
             except zmq.Again:
                 return
-            if event == zmq.EVENT_DISCONNECTED:
+            if event == zmq.EVENT_DISCONNECTED and self._connected:
+                self._connected = False
                 self._fail_all("server_lost", f"the OSM-Net server at {self.address} closed the connection "
                                "(stopped or crashed); start `osmnet serve` again and retry")
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
@@ -414,7 +420,10 @@ class Client:
                 else:
                     why = ("refused our keys; use the client.key_secret and server.key made by its "
                            "`osmnet keys`")
-                self._fail_all("server_lost", f"the server at {self.address} {why}")
+                self._refused = f"the server at {self.address} {why}"  # fails requests until a handshake works
+                self._fail_all("server_lost", self._refused)
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused, self._connected = None, True
 
 
 def _recv_or_none(sock, multipart=False):
