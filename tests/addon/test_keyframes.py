@@ -263,3 +263,22 @@ def test_bad_chunks_are_refused_with_the_reason(scene_rig, values, start, match)
     name = kf.new_take(mapping, scene, "Take", fps=25)
     with pytest.raises(kf.TakeApplyError, match=match):
         kf.write_chunk(name, values, start, mapping, scene)
+
+
+def test_custom_property_and_bone_targets_are_keyed(tracked_take, scene_rig):
+    from blender_addon.mapping import Route, Target
+
+    scene, arm, face, teeth, mapping = scene_rig
+    scene.render.fps = 25
+    face["mouth_open"] = 0.0
+    arm.pose.bones["head_end"].rotation_mode = "XYZ"
+    mapping.routes += [Route("jawOpen", Target("custom_prop", "Face", "mouth_open"), 2.0),
+                       Route("jawOpen", Target("bone", "Rig", "head_end", "rotation_euler", 0), -0.5),
+                       Route("browInnerUp", Target("custom_prop", "Face", "not_there"))]
+    baked = kf.bake_take(tracked_take, mapping, scene, "Take", start_frame=1)
+    assert baked.skipped == ["Face: custom property 'not_there' not found (add it first)"]
+    k = int(np.argmax(tracked_take.channels["jawOpen"]))
+    scene.frame_set(1 + k)
+    jaw = float(tracked_take.channels["jawOpen"][k])
+    assert face["mouth_open"] == pytest.approx(2.0 * jaw, abs=1e-5)
+    assert arm.pose.bones["head_end"].rotation_euler.x == pytest.approx(-0.5 * jaw, abs=1e-5)
