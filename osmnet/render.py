@@ -9,7 +9,8 @@ lips part, the eyelid when the eye closes.
 
 Take values are applied relative to the photo, so a zero take gives back the photo:
   * expression: a channel acts only above its neutral level, the larger of the photo's own
-    score and the take's quiet level (5th percentile), because tracked curves never rest at 0;
+    score and the take's quiet level (5th percentile, at most QUIET_MAX; 0 for takes under
+    2 s), because tracked curves never rest at exactly 0;
   * head rotation: the take's mean rotation is removed (center_pose) so the photo's own pose is
     the take's average pose; headX/Y/Z are already relative to the take's mean.
 """
@@ -32,6 +33,8 @@ from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS, Take
 PORTRAIT_RES = 512  # the stored crop; frames at other sizes are resampled from it
 CROP_FACTOR = 2.2  # crop side / face size
 SIZES = (128, 256, 384, 512, 768, 1024)
+QUIET_MIN_FRAMES = 50  # 2 s at 25 fps
+QUIET_MAX = 0.3  # a channel never "rests" higher than this (else a constant take would not show)
 
 
 class RenderError(ValueError):
@@ -131,8 +134,9 @@ def _relative_channels(portrait: Portrait, take: Take, center_pose: bool):
     if center_pose:
         head[:, :3] -= head[:, :3].mean(0)
     w = take.array(ARKIT_NAMES)
-    quiet = np.percentile(w, 5, axis=0) if len(w) >= 20 else w.min(0)
-    rest = np.maximum(portrait.blendshapes, quiet)
+    # A take shorter than QUIET_MIN_FRAMES is too short to tell its quiet level: taken as 0.
+    quiet = np.percentile(w, 5, axis=0) if len(w) >= QUIET_MIN_FRAMES else np.zeros(w.shape[1], np.float32)
+    rest = np.maximum(portrait.blendshapes, np.minimum(quiet, QUIET_MAX))
     return head, np.clip(w - rest, 0.0, None).astype(np.float32)
 
 

@@ -7,7 +7,7 @@ side):
     the frame's head pose projects them back;
   * an inner ring around the face oval (hair, ears, jaw line, neck) that moves rigidly with the
     head but ignores expression, and an outer ring that follows the head only partly (the fade);
-  * a fixed border well outside the image, so the background and shoulders stay put.
+  * a fixed border on the frame's edge, so the background and shoulders stay put.
 Rings are built as quad strips between loops of equal length (oval -> inner -> outer -> border),
 so the whole plane is tiled by a valid triangulation without any Delaunay step.
 
@@ -39,7 +39,7 @@ INNER_SCALE = (1.22, 1.5)  # (chin, crown)
 OUTER_SCALE = (1.9, 2.3)
 INNER_FOLLOW = (0.8, 1.0)  # share of the rigid head motion (neck below the chin moves less)
 OUTER_FOLLOW = (0.25, 0.45)
-BORDER_MARGIN = 0.6  # the fixed border lies this far (crop units) outside the crop
+BORDER_MARGIN = 0.0  # the fixed border lies on the crop's edge: the frame never wobbles
 
 
 @dataclass
@@ -155,9 +155,11 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
     u = d / np.maximum(r, 1e-9)
     up = np.clip(-u[:, 1:2] * 0.5 + 0.5, 0.0, 1.0)  # 1 at the crown, 0 at the chin
     box = _ray_to_box(c, u, -BORDER_MARGIN, 1.0 + BORDER_MARGIN)[:, None]
-    r_in = np.minimum(r * (INNER_SCALE[0] + up * (INNER_SCALE[1] - INNER_SCALE[0])), box * 0.5)
-    r_out = np.minimum(r * (OUTER_SCALE[0] + up * (OUTER_SCALE[1] - OUTER_SCALE[0])), box * 0.8)
-    r_out = np.maximum(r_out, r_in * 1.05)
+    # Rings stay ordered (oval < inner < outer < border) even when the face fills the photo.
+    r_in = np.maximum(np.minimum(r * (INNER_SCALE[0] + up * (INNER_SCALE[1] - INNER_SCALE[0])), 0.75 * box), 1.08 * r)
+    box = np.maximum(box, 1.15 * r_in)
+    r_out = np.minimum(r * (OUTER_SCALE[0] + up * (OUTER_SCALE[1] - OUTER_SCALE[0])), r_in + 0.6 * (box - r_in))
+    r_out = np.maximum(r_out, 1.04 * r_in)
     depth_back = o[:, 2:3] + 0.05  # rings sit a little behind the oval
     ring_in = np.concatenate([c + u * r_in, depth_back], 1)
     ring_out = np.concatenate([c + u * r_out, depth_back], 1)
