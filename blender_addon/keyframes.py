@@ -17,7 +17,7 @@ Public API
     replace_take(name, take, mapping, scene, frame_range=None)     re-roll merge (take frames [a, b))
     refresh_take(name, mapping, scene)          re-key from the stored values (mapping / fps changed)
     take_from_action(name) -> takefile.Take     the stored raw take
-    list_takes() ; activate_take(name) ; delete_take(name) ; restore_original(ids)
+    list_takes() ; activate_take(name) ; rename_take(old, new) ; delete_take(name) ; restore_original(ids)
     scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
 """
 from __future__ import annotations
@@ -370,6 +370,19 @@ def take_from_action(name: str) -> Take:
         raise TakeApplyError(f"take {name!r} has no values yet")
     return Take(float(first["osmnet_fps"]), {c: raw[:, i] for i, c in enumerate(ALL_CHANNELS)},
                 json.loads(first.get("osmnet_meta", "{}")))
+
+
+def rename_take(old: str, new: str) -> str:
+    """Rename a take (its Actions follow); refuses an empty or already used name."""
+    new = new.strip()
+    if not new:
+        raise TakeApplyError("a take needs a name")
+    if new != old and (new in list_takes() or new in bpy.data.actions):
+        raise TakeApplyError(f"there already is a take or Action called {new!r}")
+    for a in _take_actions(old):
+        a[TAKE_PROP] = new
+        a.name = new if a.name == old else a.name.replace(old, new, 1)
+    return new
 
 
 def _protect_original(id_):

@@ -282,3 +282,17 @@ def test_custom_property_and_bone_targets_are_keyed(tracked_take, scene_rig):
     jaw = float(tracked_take.channels["jawOpen"][k])
     assert face["mouth_open"] == pytest.approx(2.0 * jaw, abs=1e-5)
     assert arm.pose.bones["head_end"].rotation_euler.x == pytest.approx(-0.5 * jaw, abs=1e-5)
+
+
+def test_renaming_a_take_renames_its_actions_and_keeps_it_playable(tracked_take, scene_rig):
+    scene, arm, face, teeth, mapping = scene_rig
+    kf.bake_take(tracked_take, mapping, scene, "Take A")
+    kf.bake_take(tracked_take, mapping, scene, "Take B")
+    assert kf.rename_take("Take A", "  Calm  ") == "Calm"
+    assert kf.list_takes() == ["Calm", "Take B"]
+    assert all(a.name.startswith("Calm") for a in bpy.data.actions if a.get("osmnet_take") == "Calm")
+    kf.activate_take("Calm")
+    assert compat.active_action(arm)[0].get("osmnet_take") == "Calm"
+    for bad, match in (("Take B", "already"), ("", "needs a name")):
+        with pytest.raises(kf.TakeApplyError, match=match):
+            kf.rename_take("Calm", bad)
