@@ -19,7 +19,8 @@ Public API
     new_fcurve(action, slot, data_path, index=0, group="") -> FCurve
     iter_fcurves(action) -> every FCurve of the action (all slots)
     assign_action(id_, action, slot=None) / active_action(id_) -> (action, slot)
-    sequencer_strips(scene) ; all_strips(scene) ; strip_range(strip) ; strip_content_start(strip)
+    sequencer_strips(scene) ; all_strips(scene) ; strip_range(strip) ; strip_span(strip)
+    strip_content_start(strip)
     new_sound_strip(scene, name, path, channel, frame_start)
     new_image_strip(scene, name, path, channel, frame_start)
     eevee_engine() -> str ; set_eevee(scene)
@@ -139,6 +140,15 @@ def strip_range(strip) -> tuple:
     if "left_handle" in strip.bl_rna.properties:
         return strip.left_handle, strip.right_handle
     return strip.frame_final_start, strip.frame_final_end
+
+
+def strip_span(strip) -> tuple:
+    """(first, end, offset_start): the played frames and how many content frames the left
+    handle trims (`left_handle_offset` in 5.2+, `frame_offset_start` before)."""
+    first, end = strip_range(strip)
+    if "left_handle_offset" in strip.bl_rna.properties:
+        return first, end, strip.left_handle_offset
+    return first, end, strip.frame_offset_start
 
 
 def strip_content_start(strip) -> float:

@@ -71,6 +71,11 @@ def test_image_and_sound_strips_land_in_the_sequencer(tmp_path):
         pytest.skip(f"this bpy build has no audio: {e}")
     first, end = compat.strip_range(sound)
     assert (first, end - first) == (1, scene.render.fps)  # one second of speech
+    if "left_handle_offset" in sound.bl_rna.properties:
+        sound.left_handle = 5
+    else:
+        sound.frame_final_start = 5
+    assert compat.strip_span(sound) == (5, end, 4)  # the left handle now trims 4 frames of speech
     assert {s.name for s in compat.sequencer_strips(scene)} == {"Portrait", "Speech"}
     assert {s.name for s in compat.all_strips(scene)} == {"Portrait", "Speech"}
 
