@@ -60,10 +60,10 @@ class Engine:
     # ---- rendering ----
     def load_image(self, path=None, data: bytes | None = None) -> np.ndarray:
         """A path or encoded image bytes (PNG, JPEG, ...) -> RGB uint8 (H, W, 3)."""
-        from PIL import Image
+        from PIL import Image, ImageOps
 
         with Image.open(path if data is None else io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
     def portrait(self, rgb: np.ndarray, face_index=None):
         from osmnet.render import Portrait

@@ -18,6 +18,8 @@ from osmnet.take import ALL_CHANNELS, Take
 log = logging.getLogger("osmnet.backend")
 PROGRESS_EVERY = 0.1  # seconds between progress events
 FRAMES_BATCH = 8      # rendered frames per `frames` message
+# osmnet modules whose ValueErrors describe the request (bad seed, range, size, take), not the server.
+INPUT_ERROR_MODULES = ("osmnet.sample", "osmnet.take", "osmnet.render")
 
 
 def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
@@ -29,7 +31,7 @@ def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
         emit(Message("error", {"code": e.code, "message": e.message}))
         return
     except Exception as e:
-        if isinstance(e, ValueError) and type(e).__module__.startswith("osmnet."):
+        if isinstance(e, ValueError) and type(e).__module__ in INPUT_ERROR_MODULES:
             # osmnet's own input errors (GenerateError, TakeError, ...) already say what to fix.
             emit(Message("error", {"code": "bad_request", "message": str(e)}))
         else:  # the engine failed: report it, keep the worker alive
@@ -108,8 +110,10 @@ def run_render(engine, spec, buffers, cancelled, emit) -> str:
     take = Take.from_array(np.asarray(buffers[spec["take"]["buffer"]]), spec["take"]["fps"])
     try:
         portrait = engine.portrait(rgb, spec["face_index"])
-    except Exception as e:
-        raise ProtocolError("bad_image", f"{e}") from None
+    except ValueError as e:
+        if type(e).__module__ != "osmnet.render":
+            raise
+        raise ProtocolError("bad_image", str(e)) from None  # no face, several faces, wrong index
     size = spec["size"]
     emit(Message("started", {"frames": take.frames, "fps": take.fps, "size": size}))
     batch, start, last_progress = [], 0, 0.0
