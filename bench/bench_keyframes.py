@@ -87,6 +87,7 @@ def main() -> int:
     swap = (time.perf_counter() - t0) / 20
 
     rig.clear_file()
+    bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 30, 1.0
     arm = rig.make_armature(rotation_mode="QUATERNION")
     face = rig.make_mesh("Face", ARKIT_NAMES)
     naive_s, naive_keys = naive(takes[0], bpy.context.scene, face, arm, args.naive_seconds)
