@@ -1,0 +1,134 @@
+"""Backend speed: first-chunk latency and total time for 60 s of speech x 8 takes through
+`osmnet serve`, cancel latency, and throughput with 1 vs 2 `osmnet worker` processes.
+
+Prints one JSON line. Real processes, real sockets on loopback, real speech from ../shared.
+    python bench/bench_backend.py [--seconds 60] [--takes 8] [--checkpoint PATH] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend import testing as T  # noqa: E402
+from blender_addon.client import Client, assemble  # noqa: E402
+
+
+def one_job(address, wave, takes, seed=0):
+    """(seconds to first chunk, seconds in total, frames per take) for one generate job."""
+    with Client(address, timeout=120) as c:
+        c.hello()
+        t0 = time.perf_counter()
+        first, events = None, []
+        for ev in c.generate(audio=wave, takes=takes, seed=seed):
+            if ev.type == "chunk" and first is None:
+                first = time.perf_counter() - t0
+            events.append(ev)
+        total = time.perf_counter() - t0
+    frames = {t: a.shape[0] for t, a in assemble(events).items()}
+    return first, total, frames
+
+
+def cancel_latency(address, wave, repeats=5):
+    """Median ms from sending cancel to the stream's final `finished` (status cancelled)."""
+    out = []
+    with Client(address, timeout=60) as c:
+        for _ in range(repeats):
+            job = c.submit_generate(wave, takes=8)
+            events = []
+            while not any(e.type == "chunk" for e in events):
+                events += c.drain()
+                time.sleep(0.001)
+            t0 = time.perf_counter()
+            c.cancel(job)
+            while not (events and events[-1].final):
+                events += c.drain()
+                time.sleep(0.0005)
+            assert events[-1].content.get("status") == "cancelled"
+            out.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.5)  # let the worker finish its current block
+    return sorted(out)[len(out) // 2]
+
+
+def throughput(port, ckpt_args, n_workers, jobs, wave, takes, threads):
+    """Seconds of generated motion (audio seconds x takes) per wall second with n workers."""
+    server = T.serve(port, "--workers", "0")
+    workers = []
+    try:
+        workers = [T.worker(port, "--name", f"w{i}", "--threads", str(threads), *ckpt_args) for i in range(n_workers)]
+        address = f"tcp://127.0.0.1:{port}"
+        with Client(address, timeout=30) as c:
+            while len(c.hello()["workers"]) < n_workers:
+                time.sleep(0.1)
+        one_job(address, T.speech(2.0), 1)  # warm both code paths
+        if n_workers == 2:
+            one_job(address, T.speech(2.0), 1)
+        t0 = time.perf_counter()
+        threads_ = [threading.Thread(target=one_job, args=(address, wave, takes, i)) for i in range(jobs)]
+        for t in threads_:
+            t.start()
+        for t in threads_:
+            t.join()
+        wall = time.perf_counter() - t0
+        return jobs * takes * len(wave[0]) / wave[1] / wall
+    finally:
+        for w in workers:
+            w.stop()
+        server.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--takes", type=int, default=8)
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=4, help="concurrent jobs in the throughput runs")
+    ap.add_argument("--job-seconds", type=float, default=15.0, help="audio per throughput job")
+    args = ap.parse_args()
+
+    ckpt = args.checkpoint or T.checkpoint_for_tests(tempfile.mkdtemp(prefix="osmnet-bench-"))
+    ckpt_args = ["--checkpoint", str(ckpt)] if ckpt else []
+    result = {"bench": "backend", "device": args.device, "cpus": os.cpu_count(),
+              "load_avg_1m": round(os.getloadavg()[0], 2),
+              "model": "shipped default" if ckpt is None else Path(ckpt).name}
+
+    port = T.free_port()
+    server = T.serve(port, "--device", args.device, *ckpt_args)
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        with Client(address, timeout=10) as c:
+            rtts = sorted(c.ping() for _ in range(50))
+        result["ping_ms_median"] = round(rtts[25] * 1000, 3)
+        wave = T.speech(args.seconds)
+        first, total, frames = one_job(address, wave, args.takes)  # cold: first job after start
+        result["cold_first_chunk_s"] = round(first, 3)
+        result["cold_total_s"] = round(total, 3)
+        first, total, frames = one_job(address, wave, args.takes, seed=1)
+        result.update({"audio_s": args.seconds, "takes": args.takes, "frames_per_take": frames[0],
+                       "first_chunk_s": round(first, 3), "total_s": round(total, 3),
+                       "realtime_factor": round(args.seconds * args.takes / total, 2)})
+        result["cancel_ms_median"] = round(cancel_latency(address, T.speech(args.seconds)), 2)
+    finally:
+        server.stop()
+
+    wave = T.speech(args.job_seconds)
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    one = throughput(T.free_port(), ckpt_args, 1, args.jobs, wave, 4, threads)
+    two = throughput(T.free_port(), ckpt_args, 2, args.jobs, wave, 4, threads)
+    result.update({"throughput_jobs": args.jobs, "throughput_job": f"{args.job_seconds:g} s x 4 takes",
+                   "torch_threads_per_worker": threads,
+                   "throughput_1_worker_take_s_per_s": round(one, 2),
+                   "throughput_2_workers_take_s_per_s": round(two, 2), "speedup_2_vs_1": round(two / one, 2)})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
