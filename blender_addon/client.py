@@ -161,11 +161,11 @@ class Client:
 
     def generate(self, audio, **options):
         """Yield the events of one generate job until it finishes; raise ClientError on an error."""
-        return self._iterate(self._submit("generate", *self._generate_body(audio, **options)))
+        return self._iterate(self._submit("generate", *self._generate_body(audio, **options)), job=True)
 
     def render(self, take, image, **options):
         """Yield the events of one render job (`frames` events hold uint8 (k, size, size, 3))."""
-        return self._iterate(self._submit("render", *self._render_body(take, image, **options)))
+        return self._iterate(self._submit("render", *self._render_body(take, image, **options)), job=True)
 
     # ---- non-blocking API (Blender timers) ----
     def submit_generate(self, audio, **options) -> str:
@@ -302,8 +302,12 @@ class Client:
         events = list(self._iterate(rid))
         return events[-1]
 
-    def _iterate(self, rid):
-        """Yield events for one id until a final one; a reply that is not a job event is final too."""
+    def _iterate(self, rid, job=False):
+        """Yield events for one id until a final one; a reply that is not a job event is final too.
+
+        Leaving the loop early (break, exception in the caller) cancels the job on the server.
+        """
+        ended = False
         try:
             while True:
                 with self._lock:
@@ -316,13 +320,17 @@ class Client:
                         continue
                     ev = events.popleft()
                 if ev.type == "error":
+                    ended = True
                     raise ClientError(ev.content.get("code", "internal"), ev.content.get("message", "unknown error"))
+                ended = ev.final or ev.type in ("welcome", "pong", "bye")
                 yield ev
-                if ev.final or ev.type in ("welcome", "pong", "bye"):
+                if ended:
                     return
         finally:
             with self._lock:
                 self._pending.pop(rid, None)
+            if job and not ended and not self._closed:
+                self.cancel(rid)
 
     def _fail_all(self, code, message):
         with self._lock:

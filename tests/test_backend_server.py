@@ -216,6 +216,19 @@ def test_cancel_ends_the_stream_within_100_ms_and_frees_the_worker(server_with):
     assert time.perf_counter() - t1 < 1.0
 
 
+def test_leaving_a_generate_loop_early_cancels_the_job_on_the_server(server_with):
+    gen = SteppedGenerator(block=5, delay=0.02)
+    srv, c = server_with(gen)
+    for ev in c.generate(audio=audio(60.0)):
+        if ev.type == "chunk":
+            break
+    deadline = time.monotonic() + 2
+    while (srv.table.jobs or srv.table.draining) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not srv.table.jobs and not srv.table.draining
+    assert gen.blocks_made < 20
+
+
 def test_cancel_of_an_unknown_job_is_a_clear_error(server_with):
     srv, c = server_with()
     with pytest.raises(ClientError) as e:
