@@ -70,7 +70,8 @@ class Event:
 
     @property
     def final(self) -> bool:
-        return self.type in ("finished", "error")
+        """The last event for its request: a job's finished/error, or the one reply to hello/ping/shutdown."""
+        return self.type in ("finished", "error", "welcome", "pong", "bye")
 
 
 def apply_client_keys(sock, keys_dir):
@@ -170,6 +171,10 @@ class Client:
     # ---- non-blocking API (Blender timers) ----
     def submit_generate(self, audio, **options) -> str:
         return self._submit("generate", *self._generate_body(audio, **options), drained=True)
+
+    def submit_hello(self) -> str:
+        """Non-blocking hello: its `welcome` (or an `error`) arrives through drain()."""
+        return self._submit("hello", {"client": "osmnet-blender", "protocol": P.PROTOCOL_VERSION}, [], drained=True)
 
     def submit_render(self, take, image, **options) -> str:
         return self._submit("render", *self._render_body(take, image, **options), drained=True)
@@ -322,7 +327,7 @@ class Client:
                 if ev.type == "error":
                     ended = True
                     raise ClientError(ev.content.get("code", "internal"), ev.content.get("message", "unknown error"))
-                ended = ev.final or ev.type in ("welcome", "pong", "bye")
+                ended = ev.final
                 yield ev
                 if ended:
                     return

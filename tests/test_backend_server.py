@@ -130,6 +130,13 @@ def test_drain_gives_the_same_events_without_ever_blocking(server_with):
     for t, arr in gen.expected(1.0, 2, 3).items():
         assert np.array_equal(got[t], arr)
     assert c.drain() == []
+    hello = c.submit_hello()
+    deadline = time.monotonic() + 5
+    replies = []
+    while not replies and time.monotonic() < deadline:
+        replies = c.drain()
+        time.sleep(0.005)
+    assert [(e.type, e.job) for e in replies] == [("welcome", hello)] and replies[0].content["model"] == "stepped"
 
 
 @pytest.mark.parametrize("content,code,words", [
