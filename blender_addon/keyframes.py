@@ -18,7 +18,8 @@ Public API
     refresh_take(name, mapping, scene)          re-key from the stored values (mapping / fps changed)
     take_from_action(name) -> takefile.Take     the stored raw take
     list_takes() ; activate_take(name) ; rename_take(old, new) ; delete_take(name) ; restore_original(ids)
-    scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
+    missing_targets(mapping) -> [str] ; scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
+                                                (from rigcurves.py: resolving targets and sampling curves)
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from . import compat
-from .headpose import head_curves
-from .mapping import Mapping, Target
+from . import compat, rigcurves
+from .mapping import Mapping
+from .rigcurves import frame_count, missing_targets, scene_fps  # noqa: F401  (public API)
 from .takefile import ALL_CHANNELS, Take
 
 TAKE_PROP = "osmnet_take"
@@ -50,93 +51,6 @@ class BakedTake:
     actions: list
     frames: tuple  # first and last scene frame keyed
     skipped: list = field(default_factory=list)  # targets that were not found, in words
-
-
-def scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
-
-
-def frame_count(take_frames: int, take_fps: float, fps: float) -> int:
-    """Same rule as osmnet's Take.resample: the duration is kept, frames = round(duration * fps)."""
-    return max(1, int(round(take_frames / take_fps * fps)))
-
-
-# ---------------------------------------------------------------- targets
-
-def _resolve(target: Target):
-    """-> (ID, clamp range or None), or (None, why it is missing)."""
-    ob = bpy.data.objects.get(target.owner)
-    if ob is None:
-        return None, f"object {target.owner!r} not found"
-    if target.kind == "shape_key":
-        sk = getattr(ob.data, "shape_keys", None)
-        kb = sk.key_blocks.get(target.name) if sk is not None else None
-        if kb is None:
-            return None, f"{target.owner}: shape key {target.name!r} not found"
-        return sk, (kb.slider_min, kb.slider_max)
-    if target.kind == "custom_prop":
-        if target.name not in ob.keys():
-            return None, f"{target.owner}: custom property {target.name!r} not found (add it first)"
-        return ob, None
-    if ob.pose is None or ob.pose.bones.get(target.name) is None:
-        return None, f"{target.owner}: bone {target.name!r} not found"
-    return ob, None
-
-
-def _head_bone(mapping: Mapping):
-    """-> (armature object, pose bone, why missing)."""
-    head = mapping.head
-    if not head.enabled:
-        return None, None, ""
-    head.validate()
-    arm = bpy.data.objects.get(head.armature)
-    pbone = arm.pose.bones.get(head.bone) if arm is not None and arm.pose is not None else None
-    if pbone is None:
-        return None, None, f"head bone {head.armature}/{head.bone} not found"
-    return arm, pbone, ""
-
-
-def _rig_ids(mapping: Mapping) -> list:
-    """Every data-block the mapping animates that exists in this file."""
-    ids = []
-    for r in mapping.routes:
-        id_, _ = _resolve(r.target)
-        if id_ is not None and id_ not in ids:
-            ids.append(id_)
-    arm, _, _ = _head_bone(mapping)
-    if arm is not None and arm not in ids:
-        ids.append(arm)
-    return ids
-
-
-def _curves(raw: np.ndarray, take_fps: float, mapping: Mapping, scene, k0: int, k1: int):
-    """Scene-frame indices [k0, k1) of every mapped curve -> ([(ID, path, index, group, values)], skipped).
-    Smoothing sees a margin on both sides, so a window gives the same values as the whole take."""
-    fps = scene_fps(scene)
-    n = frame_count(len(raw), take_fps, fps)
-    pad = int(np.ceil(3 * mapping.smoothing * fps)) + 1 if mapping.smoothing > 0 else 0
-    a, b = max(0, k0 - pad), min(n, k1 + pad)
-    t_in = np.arange(len(raw)) / take_fps
-    t_out = np.arange(a, b) / fps
-    col = {c: i for i, c in enumerate(ALL_CHANNELS)}
-    values = {c: np.interp(t_out, t_in, raw[:, col[c]]) for c in ALL_CHANNELS}
-    cut = slice(k0 - a, k0 - a + (k1 - k0))
-    out, skipped = [], []
-    for target, v in mapping.target_curves(values, fps).items():
-        id_, extra = _resolve(target)
-        if id_ is None:
-            skipped.append(extra)
-            continue
-        v = v[cut] if extra is None else np.clip(v[cut], extra[0], extra[1])
-        out.append((id_, target.data_path, target.index, target.name if target.kind == "bone" else "", v))
-    arm, pbone, why = _head_bone(mapping)
-    if why:
-        skipped.append(why)
-    elif pbone is not None:
-        ch = mapping.channel_curves({k: v for k, v in values.items() if k.startswith("head")}, fps)
-        for path, index, v in head_curves(ch, mapping.head, pbone.rotation_mode, pbone.name):
-            out.append((arm, path, index, mapping.head.bone, v[cut]))
-    return out, skipped
 
 
 # ---------------------------------------------------------------- keys
@@ -259,7 +173,7 @@ def _unique_name(base: str) -> str:
 def new_take(mapping: Mapping, scene, name: str, fps: float, start_frame: int | None = None,
              meta: dict | None = None, activate: bool = True) -> str:
     """An empty take (no keys yet) for the rig the mapping points at; returns its unique name."""
-    ids = _rig_ids(mapping)
+    ids = rigcurves.rig_ids(mapping)
     if not ids:
         raise TakeApplyError("nothing to key: the mapping points at no existing shape key, property or "
                              "head bone; run auto-detect on the face meshes or fix the mapping")
@@ -318,7 +232,7 @@ def _key_range(name, raw, take_fps, mapping, scene, k0, k1) -> list:
     if k0 >= k1:
         return []
     start = int(_take_actions(name)[0]["osmnet_start"])
-    curves, skipped = _curves(raw, take_fps, mapping, scene, k0, k1)
+    curves, skipped = rigcurves.sample_curves(raw, take_fps, mapping, scene, k0, k1)
     frames = start + np.arange(k0, k1, dtype=np.float64)
     where = {}  # per data-block: its (action, slot) and existing curves, looked up once
     for id_, path, index, group, v in curves:

@@ -275,8 +275,11 @@ def test_custom_property_and_bone_targets_are_keyed(tracked_take, scene_rig):
     mapping.routes += [Route("jawOpen", Target("custom_prop", "Face", "mouth_open"), 2.0),
                        Route("jawOpen", Target("bone", "Rig", "head_end", "rotation_euler", 0), -0.5),
                        Route("browInnerUp", Target("custom_prop", "Face", "not_there"))]
+    mapping.head.bone = "Jaw"
+    assert kf.missing_targets(mapping) == ["Face: custom property 'not_there' not found (add it first)",
+                                           "head bone Rig/Jaw not found"]
     baked = kf.bake_take(tracked_take, mapping, scene, "Take", start_frame=1)
-    assert baked.skipped == ["Face: custom property 'not_there' not found (add it first)"]
+    assert baked.skipped == kf.missing_targets(mapping)
     k = int(np.argmax(tracked_take.channels["jawOpen"]))
     scene.frame_set(1 + k)
     jaw = float(tracked_take.channels["jawOpen"][k])
