@@ -41,6 +41,7 @@ def test_a_take_written_by_the_addon_is_read_identically_by_osmnet(tmp_path):
     np.testing.assert_array_equal(back.array(), takefile.load_take(path).array())
 
 
+@pytest.mark.slow
 def test_a_tracked_take_reads_the_same_both_ways(shared_data, face_model, tmp_path, monkeypatch):
     monkeypatch.setenv("OSMNET_FACE_LANDMARKER", str(face_model))
     from osmnet.track import track_video

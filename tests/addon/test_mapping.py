@@ -124,5 +124,6 @@ def test_quotes_in_names_are_escaped_in_data_paths():
     kb = face.data.shape_keys.key_blocks["Smile"]
     kb.name = 'Sm"ile'
     target = mp.Target("shape_key", "Face", 'Sm"ile')
-    assert face.data.shape_keys.path_resolve(target.data_path) == kb.value
-    assert bpy.types.Key  # resolved through Blender's own path parser above
+    assert face.data.shape_keys.path_resolve(target.data_path) == kb.value  # Blender's own path parser
+    face['mouth "open"'] = 0.25
+    assert bpy.data.objects["Face"].path_resolve(mp.Target("custom_prop", "Face", 'mouth "open"').data_path) == 0.25
