@@ -159,4 +159,4 @@ class JobTable:
 
     def stats(self) -> dict:
         return {"queued": len(self.queue), "running": len(self.jobs) - len(self.queue),
-                "workers": len(self.workers), "clients": len(self.clients)}
+                "stopping": len(self.draining), "workers": len(self.workers), "clients": len(self.clients)}
