@@ -7,6 +7,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 bash scripts/setup_bpy.sh || exit 1
+# Tests that track or render use the shared MediaPipe model when it is there (no download).
+if [ -z "${OSMNET_FACE_LANDMARKER:-}" ] && [ -f ../shared/models/face_landmarker.task ]; then
+  export OSMNET_FACE_LANDMARKER=$(cd ../shared/models && pwd)/face_landmarker.task
+fi
 reports=$(mktemp -d)
 status=0
 run() {  # name python pytest-args...
