@@ -113,6 +113,7 @@ def create_preview_head(scene, name: str = "OSM Preview Head", path=None):
     for i, shape in enumerate(data.names):
         kb = mesh_ob.shape_key_add(name=shape, from_mix=False)
         kb.data.foreach_set("co", (data.vertices + data.deltas[i]).ravel())
+        kb.value = 0.0  # new keys may start at 1.0: the head must rest neutral
     mesh_ob.data.shape_keys.use_relative = True
 
     mat = bpy.data.materials.new(f"{name} Skin")

@@ -44,6 +44,7 @@ def test_the_preview_head_has_every_arkit_shape_and_a_head_bone(head):
     moved = [np.abs(np.array([p.co for p in k.data]) - np.array([p.co for p in keys[0].data])).max() for k in keys[1:]]
     assert moved[ARKIT_NAMES.index("jawOpen")] > 0.005  # the jaw opens by millimetres, not microns
     assert scene.objects.get(mesh.name) and mesh.parent == arm
+    np.testing.assert_allclose(evaluated_vertices(mesh), ph.HeadData.load().vertices, atol=1e-7)  # rests neutral
 
 
 @pytest.mark.parametrize("channel,value,vertex,axis,sign", [
@@ -93,3 +94,16 @@ def test_missing_or_wrong_head_data_is_a_clear_error(tmp_path):
     np.savez(tmp_path / "bad.npz", vertices=np.zeros((3, 3)))
     with pytest.raises(ph.PreviewHeadError, match="not a preview head"):
         ph.HeadData.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("channel,axis,sign", [("headX", 0, +1), ("headY", 2, +1), ("headZ", 1, -1)])
+def test_head_translation_moves_the_face_along_the_camera_axes(head, channel, axis, sign):
+    scene, arm, mesh, mapping = head
+    mapping.head.use_location = True
+    rest = evaluated_vertices(mesh)
+    kf.bake_take(one_channel_take(channel, 0.02), mapping, scene, "Take", start_frame=1)
+    scene.frame_set(2)
+    shift = (evaluated_vertices(mesh) - rest).mean(axis=0)
+    want = np.zeros(3)
+    want[axis] = sign * 0.02  # camera x -> Blender X, y (up) -> Z, z (towards camera) -> -Y
+    np.testing.assert_allclose(shift, want, atol=1e-6)
