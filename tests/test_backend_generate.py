@@ -166,19 +166,17 @@ def test_two_worker_processes_share_the_jobs(ckpt_args, generator):
             while len(c.hello()["workers"]) < 2 and time.monotonic() < deadline:
                 time.sleep(0.2)
         wave = T.speech(2.0)
-        results = {}
-
-        def run(i):
-            with Client(address, timeout=60) as c:
-                results[i] = list(c.generate(audio=wave, takes=2, seed=i))
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        ran_on = sorted(next(e.content["worker"] for e in results[i] if e.type == "started") for i in range(4))
-        assert ran_on == ["gpu0", "gpu0", "gpu1", "gpu1"]
+        with Client(address, timeout=60) as c:
+            jobs = [c.submit_generate(wave, takes=2, seed=i) for i in range(4)]  # all queued at once
+            events = []
+            deadline = time.monotonic() + 120
+            while sum(e.final for e in events) < 4 and time.monotonic() < deadline:
+                events += c.drain()
+                time.sleep(0.01)
+        results = {i: [e for e in events if e.job == job] for i, job in enumerate(jobs)}
+        started = [e.content["worker"] for e in events if e.type == "started"]
+        assert len(started) == 4 and started[0] != started[1], f"the first two jobs did not run side by side: {started}"
+        assert set(started) == {"gpu0", "gpu1"}
         for i in range(4):
             want = reference(generator, wave, takes=2, seed=i)
             got = assemble(results[i])
