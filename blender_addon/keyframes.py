@@ -55,10 +55,41 @@ class BakedTake:
 
 # ---------------------------------------------------------------- keys
 
+_PATCH_MAX = 256  # up to this many keys (and a quarter of the curve) are set one by one
+
+
+def _patch_keys(kp, frames: np.ndarray, values: np.ndarray) -> bool:
+    """A few keys of a regular curve (one key per frame, as this module writes it: streaming, a
+    short re-roll) are set one by one instead of rewriting the whole curve. False when the curve
+    is not like that (an artist moved keys, a gap, or too many keys to be worth it)."""
+    m, n = len(kp), len(frames)
+    if n > _PATCH_MAX or 4 * n > m:
+        return False
+    first, last = kp[0].co[0], kp[m - 1].co[0]
+    i0 = int(round(frames[0] - first))
+    n_new = max(0, int(round(frames[-1] - last)))
+    n_over = n - n_new
+    if last - first != m - 1 or i0 < 0 or i0 + n_over > m or (n_new and i0 + n_over != m):
+        return False
+    if n_over and (kp[i0].co[0] != frames[0] or kp[i0 + n_over - 1].co[0] != frames[n_over - 1]):
+        return False
+    if n_new:
+        kp.add(n_new)
+    for j in range(n):
+        key = kp[i0 + j]
+        key.co = (frames[j], values[j])
+        if j >= n_over:
+            key.interpolation = "LINEAR"
+    return True
+
+
 def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
     """Keys within [frames[0], frames[-1]] become (frames, values); keys outside stay as they are."""
     kp = fc.keyframe_points
     m = len(kp)
+    if m and _patch_keys(kp, frames, values):
+        fc.update()  # handles of the touched keys
+        return
     if m == 0:  # a new curve: nothing to merge
         kp.add(len(frames))
         co = np.empty(2 * len(frames), np.float32)
@@ -69,9 +100,8 @@ def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
         return
     co = np.empty(2 * m, np.float32)
     ip = np.empty(m, np.int32)
-    if m:
-        kp.foreach_get("co", co)
-        kp.foreach_get("interpolation", ip)
+    kp.foreach_get("co", co)
+    kp.foreach_get("interpolation", ip)
     old = co[0::2]
     keep = (old < frames[0] - 0.5) | (old > frames[-1] + 0.5)
     f = np.concatenate([old[keep], frames])

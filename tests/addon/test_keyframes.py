@@ -187,22 +187,27 @@ def test_reroll_merge_replaces_only_the_rerolled_range(tracked_take, scene_rig):
     np.testing.assert_allclose(kf.take_from_action("Take").channels["jawOpen"][a:b], other.channels["jawOpen"][a:b])
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.05])
-def test_streamed_chunks_key_exactly_like_the_whole_take(tracked_take, scene_rig, smoothing):
+@pytest.mark.parametrize("smoothing,sizes", [(0.0, [7, 13, 1, 40, 25] + [50] * 10), (0.05, [7, 13, 1, 40, 25] + [50] * 10),
+                                              (0.0, [30] + [4] * 40), (0.05, [30] + [4] * 40)])
+def test_streamed_chunks_key_exactly_like_the_whole_take(tracked_take, scene_rig, smoothing, sizes, monkeypatch):
     scene, arm, face, teeth, mapping = scene_rig
     scene.render.fps = 24
     mapping.smoothing = smoothing
     whole = kf.bake_take(tracked_take, mapping, scene, "Whole", start_frame=3)
     reference = {fc.data_path + str(fc.array_index): keys_of(fc) for fc in compat.iter_fcurves(whole.actions[0])
                  if "Teeth" not in fc.data_path}
+    patched = []  # small chunks on a long curve take the key-by-key path: it must agree too
+    monkeypatch.setattr(kf, "_patch_keys", lambda *a, _p=kf._patch_keys: patched.append(_p(*a)) or patched[-1])
     name = kf.new_take(mapping, scene, "Streamed", fps=tracked_take.fps, start_frame=3)
     values = tracked_take.array(ALL_CHANNELS)
     start = 0
-    for size in [7, 13, 1, 40, 25] + [50] * 10:
+    for size in sizes:
         if start >= len(values):
             break
         kf.write_chunk(name, values[start:start + size], start, mapping, scene)
         start += size
+    assert start >= len(values)
+    assert any(patched) or min(sizes[5:]) > 10
     streamed_action = next(a for a in bpy.data.actions if a.get("osmnet_take") == name)
     for fc in compat.iter_fcurves(streamed_action):
         ref = reference.get(fc.data_path + str(fc.array_index))
@@ -211,6 +216,22 @@ def test_streamed_chunks_key_exactly_like_the_whole_take(tracked_take, scene_rig
             np.testing.assert_array_equal(got[0], ref[0])
             np.testing.assert_allclose(got[1], ref[1], atol=1e-6)
     assert kf.take_from_action(name).array(ALL_CHANNELS).tobytes() == values.tobytes()
+
+
+def test_a_short_reroll_in_the_middle_keys_like_a_fresh_bake(tracked_take, scene_rig):
+    scene, arm, face, teeth, mapping = scene_rig
+    scene.render.fps = 30
+    other = reversed_take(tracked_take)
+    kf.bake_take(tracked_take, mapping, scene, "Take", start_frame=1)
+    kf.replace_take("Take", other, mapping, scene, frame_range=(60, 66))  # a handful of keys
+    merged = kf.take_from_action("Take")
+    ref = kf.bake_take(merged, mapping, scene, "Reference", start_frame=1, activate=False)
+    kf.activate_take("Take")
+    for path in ('key_blocks["ARKit_jawOpen"].value', 'key_blocks["EyeBlink_R"].value'):
+        got = keys(face.data.shape_keys, path)
+        want = keys_of(compat.fcurve_collection(ref.actions[0], compat.ensure_slot(ref.actions[0], "KEY", face.data.shape_keys.name)).find(path))
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], atol=1e-6)
 
 
 def keys_of(fc):
