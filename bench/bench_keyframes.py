@@ -3,6 +3,7 @@
 Runs inside headless Blender (a bpy venv). The rig is a face mesh with all 52 ARKit shape keys
 and an armature whose head bone uses quaternions (4 curves), so one take is 56 curves; the scene
 runs at 30 fps while takes come at 25 fps, so every take is resampled on the way in.
+Also: one take streamed in 1 s chunks (write_chunk), the cost of the last chunks.
 Prints one JSON line. Target: bulk_total_s < 0.3 for the 8 takes (`target_met`; best of
 --repeats runs, as the machine is shared; bulk_total_cpu_s is this process's CPU time).
 Usage: .venv-bpy52/bin/python bench/bench_keyframes.py [--takes 8] [--seconds 60] [--naive-seconds 60]
@@ -86,6 +87,14 @@ def main() -> int:
         kf.activate_take(f"Take {1 + i % args.takes}")
     swap = (time.perf_counter() - t0) / 20
 
+    # streaming: one take arriving in 1 s chunks, as the backend sends them
+    name = kf.new_take(mapping, scene, "Streamed", fps=takes[0].fps, start_frame=1)
+    values, step, chunk_s = takes[0].array(ALL_CHANNELS), int(takes[0].fps), []
+    for start in range(0, len(values), step):
+        t0 = time.perf_counter()
+        kf.write_chunk(name, values[start:start + step], start, mapping, scene)
+        chunk_s.append(time.perf_counter() - t0)
+
     rig.clear_file()
     bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 30, 1.0
     arm = rig.make_armature(rotation_mode="QUATERNION")
@@ -98,6 +107,8 @@ def main() -> int:
         "bulk_total_s": round(bulk, 4), "bulk_total_median_s": round(float(np.median(runs)), 4),
         "bulk_total_cpu_s": round(min(cpu), 4), "bulk_per_take_s": round(bulk / args.takes, 4),
         "swap_take_s": round(swap, 6),
+        "stream_chunks": len(chunk_s), "stream_total_s": round(sum(chunk_s), 4),
+        "stream_last_chunk_s": round(float(np.median(chunk_s[-5:])), 4),
         "naive_one_take_s": round(naive_s, 3), "naive_keys": naive_keys,
         "speedup_per_key": round((naive_s / naive_keys) / bulk_per_key, 1),
         "target_met": bulk < 0.3,
