@@ -2,7 +2,8 @@
 
 A checkpoint holds a format version, the resolved config, the weights, the normalization the
 model was trained with (audio feature mean/std, silence features, head-pose std), the eye
-statistics (blink rate, blink shape, gaze drift) and free-form training info (command, metrics).
+statistics (blink rate, blink shape, gaze drift), sampling calibration and free-form training
+info (command, metrics).
 It loads with `weights_only=True`: no pickled code, no network.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Checkpoint:
     norms: dict  # NORM_KEYS -> float32 arrays
     eyes: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    sampling: dict = field(default_factory=dict)  # e.g. range_scale, calibrated after training
 
     def build_model(self):
         from osmnet.model import OSMNet
@@ -59,6 +61,7 @@ def save(ckpt: Checkpoint, path) -> Path:
         "norms": {k: torch.as_tensor(np.asarray(ckpt.norms[k], np.float32)) for k in NORM_KEYS},
         "eyes": ckpt.eyes,
         "info": ckpt.info,
+        "sampling": ckpt.sampling,
     }
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -92,4 +95,5 @@ def load(path=None) -> Checkpoint:
     except ConfigError as e:
         raise CheckpointError(f"{path} has a config this osmnet does not understand: {e}") from None
     norms = {k: blob["norms"][k].numpy().astype(np.float32) for k in NORM_KEYS}
-    return Checkpoint(config, blob["state"], norms, blob.get("eyes", {}), blob.get("info", {}))
+    return Checkpoint(config, blob["state"], norms, blob.get("eyes", {}), blob.get("info", {}),
+                      blob.get("sampling", {}))

@@ -84,10 +84,11 @@ def _run_prepare(a):
 def _model_errors():
     from osmnet.checkpoint import CheckpointError
     from osmnet.config import ConfigError
+    from osmnet.expression import ExpressionError
     from osmnet.sample import GenerateError
     from osmnet.trainset import DatasetError as TrainsetError
 
-    return (CheckpointError, ConfigError, GenerateError, TrainsetError, *_foundation_errors())
+    return (CheckpointError, ConfigError, ExpressionError, GenerateError, TrainsetError, *_foundation_errors())
 
 
 def _add_train(sub):
@@ -285,6 +286,10 @@ def _run_worker(a):
         worker = Worker(a.connect, engine, name=a.name, slots=a.slots, keys_dir=a.keys).start()
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from None
+    except Exception as e:
+        if type(e).__name__ != "ClientError":  # missing key files
+            raise
+        raise CommandError(e.message) from None
     print(f"osmnet worker: {worker.name} ({engine.name} on {engine.device}) attaching to {a.connect}",
           file=sys.stderr, flush=True)
     _wait_until_stopped(worker)

@@ -36,6 +36,7 @@ class ExpressionConfig:
     mouth_weight: float = 4.0  # extra weight on mouth vertices (found from the basis itself)
     weight_loss: float = 1.0  # direct L1 to the tracked weights (keeps ARKit scale)
     eye_weight: float = 0.1  # blinks and gaze are sampled, not predicted from audio
+    lip_corr_weight: float = 0.5  # 1 - Pearson r per window on the lip channels: follow the motion, not the mean
 
 
 @dataclass
@@ -62,12 +63,14 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # the machine is shared; 2 OpenMP threads under contention were ~10x slower
     dev_every: int = 5  # epochs between dev evaluations (best dev loss is kept)
     # Speakers held out for dev. Empty -> a stable hash picks about dev_fraction of them.
     dev_speakers: tuple = ()
     dev_fraction: float = 0.2
     use_motion_only: bool = True
+    freq_mask: int = 12  # up to this many adjacent mel bands hidden per window (0 = off)
+    gain_augment: float = 1.5  # +- natural-log units of random recording level (about +-13 dB)
 
 
 @dataclass

@@ -87,15 +87,17 @@ class EyeSampler:
     """Streams (n, 10) eye curves (EYE_CHANNELS order) at the stats' fps; state carries across calls."""
 
     def __init__(self, stats: dict, rng: np.random.Generator):
-        self.s, self.rng = stats, rng
+        self.s = stats
+        # independent streams for blinks and gaze, so chunk sizes never change the result
+        self.rng, self.gaze_rng = (np.random.default_rng(x) for x in rng.bit_generator.seed_seq.spawn(2))
         self.fps = stats["fps"]
         self.template = np.asarray(stats["blink_template"], np.float64)
         self.buf = np.zeros((0, 2))
         self.t = 0
-        self.next_blink = float(rng.uniform(0, self._interval()))
+        self.next_blink = float(self.rng.uniform(0, self._interval()))
         self.phi = np.asarray(stats["gaze_phi"])
         self.std = np.asarray(stats["gaze_std"])
-        self.c = rng.normal(0.0, 1.0, 2) * self.std
+        self.c = self.gaze_rng.normal(0.0, 1.0, 2) * self.std
 
     def _interval(self) -> float:
         rate = max(1e-3, self.s["blink_rate"])
@@ -116,7 +118,7 @@ class EyeSampler:
         self.buf = self.buf[n:]
         self.t += n
         a = np.sqrt(1 - self.phi ** 2) * self.std
-        noise = self.rng.normal(0.0, 1.0, (n, 2)) * a
+        noise = self.gaze_rng.normal(0.0, 1.0, (n, 2)) * a
         cs = np.stack([lfilter([1.0], [1.0, -self.phi[j]], noise[:, j], zi=[self.phi[j] * self.c[j]])[0]
                        for j in range(2)], 1)
         self.c = cs[-1].copy()

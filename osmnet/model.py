@@ -18,8 +18,11 @@ import torch.nn.functional as F
 
 from osmnet.config import Config
 
+from osmnet.take import ARKIT_NAMES
+
 N_POSE = 6
-N_ARKIT = 52
+N_ARKIT = len(ARKIT_NAMES)
+LIP = [ARKIT_NAMES.index(n) for n in ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker")]
 
 
 class AudioEncoder(nn.Module):
@@ -34,7 +37,7 @@ class AudioEncoder(nn.Module):
         self.drop = nn.Dropout(a.dropout)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = self.proj(feats.transpose(1, 2))
+        x = self.proj(self.drop(feats.transpose(1, 2)))
         for d, conv in zip(self.dilations, self.convs):
             x = x[:, :, d:-d] + F.gelu(conv(self.drop(x)))
         return x
@@ -121,16 +124,21 @@ class OSMNet(nn.Module):
         return torch.sigmoid(self.expr(audio_hidden)).transpose(1, 2)
 
     # ---- training losses -------------------------------------------------------------------
-    def expression_loss(self, feats, weights, landmarks, vertex_w, basis_neutral, basis_deltas, channel_w):
-        """Landmark constraint through the basis (mouth weighted) + L1 to tracked weights."""
+    def expression_loss(self, feats, weights, lm_b, lm_c, gram, vertex_sum, channel_w):
+        """Landmark constraint through the basis (mouth-weighted squared vertex error, as the
+        quadratic form x G x' - 2 x.b + c, see trainset.Windows.set_landmark_terms) + L1 to the
+        tracked weights."""
         pred = self.expression(self.audio(feats))
-        b, t, _ = pred.shape
-        lm = basis_neutral + (pred.reshape(b * t, N_ARKIT) @ basis_deltas.reshape(N_ARKIT, -1)).view(b, t, -1, 3)
-        lm_err = ((lm - landmarks) ** 2).sum(-1)
-        lm_loss = (lm_err * vertex_w).mean() / vertex_w.mean()
+        quad = ((pred @ gram) * pred).sum(-1) - 2 * (pred * lm_b).sum(-1) + lm_c
+        lm_loss = quad.mean() / vertex_sum
         w_loss = ((pred - weights).abs() * channel_w).mean() / channel_w.mean()
+        p, t = pred[:, :, LIP], weights[:, :, LIP]
+        p, t = p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+        r = (p * t).sum(1) / ((p * p).sum(1) * (t * t).sum(1) + 1e-8).sqrt()
+        corr = (1 - r).mean()
         e = self.cfg.expression
-        return e.landmark_weight * lm_loss + e.weight_loss * w_loss, {"landmark": lm_loss.item(), "weights": w_loss.item()}
+        loss = e.landmark_weight * lm_loss + e.weight_loss * w_loss + e.lip_corr_weight * corr
+        return loss, {"landmark": lm_loss.item(), "weights": w_loss.item(), "lip_corr": corr.item()}
 
     def motion_loss(self, feats, clip, prev, has_prev, has_audio):
         """CVAE-style: reconstruct real clips through the space; KL pulls the audio range over them."""

@@ -102,6 +102,7 @@ class Generator:
         self.pose_std = n["pose_std"].astype(np.float32)
         self.fps_model = float(self.cfg.fps)
         self.hop = int(round(SR / self.fps_model))
+        self.range_scale = float(ckpt.sampling.get("range_scale", 1.0))
 
     @classmethod
     def load(cls, checkpoint=None, device: str = "cpu") -> "Generator":
@@ -152,7 +153,7 @@ class Generator:
                 heads = []
                 for j in range(n_clips):
                     eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32)
-                    coeffs = mu[j] + diversity * std[j] * eps
+                    coeffs = mu[j] + (diversity * self.range_scale) * std[j] * eps
                     h = clips_h[j:j + 1].expand(takes, -1, -1)
                     out = self.model.motion.decode(coeffs, prev_t.to(self.device), has_prev.to(self.device), h).cpu()
                     out = join(out, prev_t, has_prev, m.join_frames)

@@ -22,22 +22,21 @@ from osmnet import checkpoint, eyes
 from osmnet.config import Config
 from osmnet.model import OSMNet
 from osmnet.take import ARKIT_NAMES
-from osmnet.trainset import Windows, compute_norms, load_videos, split_speakers
+from osmnet.trainset import Windows, compute_norms, load_videos, read_index, split_speakers
 
 
 class Trainable(torch.nn.Module):
     """Both losses behind one forward, so DDP sees a single call per step."""
 
-    def __init__(self, model: OSMNet, basis, vertex_w, channel_w):
+    def __init__(self, model: OSMNet, gram, vertex_w, channel_w):
         super().__init__()
         self.model = model
-        self.register_buffer("neutral", torch.as_tensor(basis.neutral, dtype=torch.float32))
-        self.register_buffer("deltas", torch.as_tensor(basis.deltas, dtype=torch.float32))
-        self.register_buffer("vertex_w", torch.as_tensor(vertex_w, dtype=torch.float32))
+        self.register_buffer("gram", torch.as_tensor(gram, dtype=torch.float32))
+        self.vertex_sum = float(np.sum(vertex_w))
         self.register_buffer("channel_w", torch.as_tensor(channel_w, dtype=torch.float32))
 
     def forward(self, expr_batch, motion_batch):
-        le, logs = self.model.expression_loss(*expr_batch, self.vertex_w, self.neutral, self.deltas, self.channel_w)
+        le, logs = self.model.expression_loss(*expr_batch, self.gram, self.vertex_sum, self.channel_w)
         lm, mlogs = self.model.motion_loss(*motion_batch)
         return le + lm, {**logs, **mlogs}
 
@@ -84,6 +83,28 @@ def dev_metrics(net: Trainable, win: Windows, device) -> dict:
     return {"loss": float(loss), **logs, "lip_r": float(np.mean(rs)) if rs else float("nan")}
 
 
+SCALES = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+
+
+def calibrate_range(ck, videos, takes: int = 2) -> dict:
+    """Scale of the learned range that makes sampled head motion as large as the real motion of
+    the *training* videos (median rotation-std ratio closest to 1). The audio mapper is fitted on
+    these clips, so its raw range is overconfident; this one number corrects that."""
+    from osmnet.evaluate import rot_std
+    from osmnet.sample import FeatureArray, Generator
+
+    gen = Generator(ck)
+    vids = [v for v in videos if v.audio is not None and v.frames >= 2 * ck.config.motion.clip_frames]
+    ratios = {}
+    for scale in SCALES:
+        gen.range_scale = scale
+        r = [np.mean([rot_std(t.array()) for t in gen.generate(FeatureArray(v.audio), takes=takes, seed=0)])
+             / max(1e-9, rot_std(v.pose)) for v in vids]
+        ratios[scale] = float(np.median(r))
+    best = min(SCALES, key=lambda s: abs(math.log(max(ratios[s], 1e-6))))
+    return {"range_scale": best, "train_std_ratio": {str(k): round(v, 3) for k, v in ratios.items()}}
+
+
 def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed: int | None = None,
           device: str = "cpu", command: str | None = None, log=print) -> dict:
     """Train on the prepared dataset `data`; write the best-on-dev checkpoint to `out`. Returns its info."""
@@ -103,6 +124,7 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
     torch.set_num_threads(max(1, cfg.train.threads))
     t0 = time.time()
     data = Path(data)
+    read_index(data)  # a missing or empty dataset is the user's first problem: say so
     basis = ExpressionBasis.load(data / "expression_basis.npz")
     videos = load_videos(data, basis)
     train_v, dev_v = split_speakers(videos, cfg)
@@ -110,10 +132,13 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
     silence = audio_features(np.zeros(16000, np.float32), 16000, cfg.fps)[2:-2].mean(0)
     norms = compute_norms(train_v, silence)
     tw, dw = Windows(train_v, norms, cfg), Windows(dev_v, norms, cfg)
+    vertex_w, channel_w = loss_weights(basis, cfg)
+    tw.set_landmark_terms(basis, vertex_w)
+    dw.set_landmark_terms(basis, vertex_w)
     eye_stats = eyes.fit([v.channels for v in train_v], cfg.fps)
 
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-    net = Trainable(OSMNet(cfg), basis, *loss_weights(basis, cfg)).to(device)
+    net = Trainable(OSMNet(cfg), tw.gram, vertex_w, channel_w).to(device)
     torch.manual_seed(cfg.train.seed * 1000 + rank)
     rng = np.random.default_rng([cfg.train.seed, rank])
     step_net = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
@@ -150,8 +175,15 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
         "train_speakers": sorted({v.speaker for v in train_v}), "dev_speakers": sorted({v.speaker for v in dev_v}),
         "dev_best": best, "dev_history": history,
     }
+    if world > 1:  # DDP must have kept every rank's weights identical; check rather than trust
+        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+        dist.all_gather(sums, sum(p.detach().double().sum() for p in net.parameters()).reshape(1))
+        info["ranks_in_sync"] = bool(all(torch.equal(sums[0], x) for x in sums))
+    ck = checkpoint.Checkpoint(cfg, best_state, norms, eye_stats, info)
+    ck.sampling = calibrate_range(ck, train_v)
+    info["range_calibration"] = ck.sampling
     if rank == 0:
-        checkpoint.save(checkpoint.Checkpoint(cfg, best_state, norms, eye_stats, info), out)
+        checkpoint.save(ck, out)
         log(f"best dev epoch {best['epoch']}: loss {best['loss']:.4f}, lip r {best['lip_r']:.3f} -> {out}")
     if world > 1:
         dist.barrier()

@@ -18,6 +18,7 @@ from osmnet.config import Config
 from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS
 
 N_HEAD = len(HEAD_CHANNELS)
+LEVEL_DIMS = 321  # features that move with the recording level: 4 x 80 log-mel + log-energy
 
 
 class DatasetError(ValueError):
@@ -119,10 +120,30 @@ class Windows:
                       for v in videos]
         self.pose = [(v.pose / norms["pose_std"]).astype(np.float32) for v in videos]
         self.pad = len(pad)
+        level = np.zeros(cfg.audio.feature_dim, np.float32)
+        level[:min(cfg.audio.feature_dim, LEVEL_DIMS)] = 1.0  # log-mel bands and log-energy (osmnet.audio)
+        self.level_dir = (level / fs).astype(np.float32)
         self.expr_ids = [i for i, v in enumerate(videos) if v.audio is not None and v.landmarks is not None
                          and v.frames >= cfg.train.window]
         self.motion_ids = [i for i, v in enumerate(videos) if v.frames >= cfg.motion.clip_frames
                            and (v.audio is not None or cfg.train.use_motion_only)]
+
+    def set_landmark_terms(self, basis, vertex_w: np.ndarray):
+        """Precompute the weighted landmark error as a quadratic form in the 52 weights:
+        sum_v w_v |neutral_v + (x D)_v - y_v|^2 = x G x' - 2 x.b + c, with G = D W D' (52 x 52),
+        b = D W (y - neutral), c = |y - neutral|_W^2 -- exact, and far cheaper than meshes per step."""
+        d = basis.deltas.reshape(len(ARKIT_NAMES), -1, 3).astype(np.float64)
+        wd = d * vertex_w[None, :, None]
+        self.gram = np.einsum("kvc,jvc->kj", wd, d).astype(np.float32)
+        self.lm_b, self.lm_c = [], []
+        for v in self.videos:
+            if v.landmarks is None:
+                self.lm_b.append(None)
+                self.lm_c.append(None)
+                continue
+            r = v.landmarks.astype(np.float64) - basis.neutral[None]
+            self.lm_b.append(np.einsum("kvc,tvc->tk", wd, r).astype(np.float32))
+            self.lm_c.append(np.einsum("v,tvc->t", vertex_w, r * r).astype(np.float32))
 
     def _audio(self, i: int, start: int, n: int) -> np.ndarray:
         f = self.feats[i]
@@ -130,6 +151,24 @@ class Windows:
             return np.zeros((n + 2 * self.ctx, self.cfg.audio.feature_dim), np.float32)
         a = self.pad + start - self.ctx
         return f[a:a + n + 2 * self.ctx]
+
+    def _gain(self, feats, rng):
+        """Random recording level per window (log-mel and log-energy shift together): the model
+        should hear speech, not the microphone gain of one clip."""
+        g = self.cfg.train.gain_augment
+        if rng is None or g <= 0:
+            return feats
+        shift = rng.uniform(-g, g, (len(feats), 1, 1)).astype(np.float32)
+        feats = feats + shift * self.level_dir
+        bands = self.cfg.train.freq_mask
+        if bands > 0:  # SpecAugment-style: hide a random run of mel bands (in all 4 sub-frames)
+            mel = feats[:, :, :320].reshape(len(feats), feats.shape[1], 4, 80)
+            for b in range(len(feats)):
+                width = int(rng.integers(0, bands + 1))
+                lo = int(rng.integers(0, 80 - width + 1))
+                mel[b, :, :, lo:lo + width] = 0.0
+            feats[:, :, :320] = mel.reshape(len(feats), feats.shape[1], 320)
+        return feats
 
     def _pick(self, ids, length, rng):
         w = np.array([self.videos[i].frames - length + 1 for i in ids], float)
@@ -139,17 +178,18 @@ class Windows:
     def expression_batch(self, rng, batch: int, starts=None):
         w = self.cfg.train.window
         picks = starts if starts is not None else [self._pick(self.expr_ids, w, rng) for _ in range(batch)]
-        feats = np.stack([self._audio(i, s, w) for i, s in picks])
+        feats = self._gain(np.stack([self._audio(i, s, w) for i, s in picks]), rng)
         weights = np.stack([self.videos[i].channels[s:s + w, N_HEAD:] for i, s in picks])
-        lms = np.stack([self.videos[i].landmarks[s:s + w] for i, s in picks])
-        return feats, weights, lms
+        lm_b = np.stack([self.lm_b[i][s:s + w] for i, s in picks])
+        lm_c = np.stack([self.lm_c[i][s:s + w] for i, s in picks])
+        return feats, weights, lm_b, lm_c
 
     def motion_batch(self, rng, batch: int, starts=None):
         L, P = self.cfg.motion.clip_frames, self.cfg.motion.prev_frames
         picks = starts if starts is not None else [self._pick(self.motion_ids, L, rng) for _ in range(batch)]
         if starts is None:  # some clips start a take: no previous clip to join
             picks = [(i, 0) if rng.random() < 0.15 else (i, s) for i, s in picks]
-        feats = np.stack([self._audio(i, s, L) for i, s in picks])
+        feats = self._gain(np.stack([self._audio(i, s, L) for i, s in picks]), rng)
         clip = np.stack([self.pose[i][s:s + L] for i, s in picks])
         prev = np.stack([self.pose[i][s - P:s] if s >= P else np.zeros((P, N_HEAD), np.float32) for i, s in picks])
         has_prev = np.array([float(s >= P) for _, s in picks], np.float32)

@@ -1,0 +1,211 @@
+"""Generation: streaming chunks, seeds, diversity, intensity, fps, re-roll, audio inputs, errors."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from osmnet import checkpoint
+from osmnet.audio import audio_features
+from osmnet.cli import main
+from osmnet.sample import FeatureArray, GenerateError, Generator
+from osmnet.take import ALL_CHANNELS, Take
+from synth_dataset import SR, speech_like, synth_data, tiny_checkpoint  # noqa: F401  (fixtures)
+
+JAW = ALL_CHANNELS.index("jawOpen")
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_checkpoint):
+    return Generator.load(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return speech_like(7.0, np.random.default_rng(3)), SR
+
+
+def test_stream_interleaves_takes_and_generate_is_the_concatenated_stream(gen, speech):
+    chunks = list(gen.stream(speech, takes=3, seed=4))
+    assert [c.take for c in chunks[:3]] == [0, 1, 2]
+    frames = int(np.ceil(7.0 * 25))
+    for k in range(3):
+        mine = [c for c in chunks if c.take == k]
+        assert [c.start for c in mine] == list(np.cumsum([0] + [len(c.values) for c in mine[:-1]]))
+        assert [c.done for c in mine] == [False] * (len(mine) - 1) + [True]
+        assert sum(len(c.values) for c in mine) == frames
+    takes = gen.generate(speech, takes=3, seed=4)
+    for k, take in enumerate(takes):
+        np.testing.assert_array_equal(take.array(), np.concatenate([c.values for c in chunks if c.take == k]))
+        assert take.frames == frames and take.meta["seed"] == 4
+
+
+def test_same_seed_is_identical_and_takes_differ(gen, speech):
+    a = gen.generate(speech, takes=3, seed=7)
+    b = gen.generate(speech, takes=3, seed=7)
+    c = gen.generate(speech, takes=3, seed=8)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.array(), y.array())
+    head = [t.array()[:, :3] for t in a]
+    assert np.sqrt(np.mean((head[0] - head[1]) ** 2)) > 0.1 * np.std(head[0])
+    assert not np.array_equal(a[0].array(), c[0].array())
+    # expression follows the audio, not the seed: lip sync is the same in every take
+    np.testing.assert_allclose(a[0].channels["jawOpen"], a[1].channels["jawOpen"])
+
+
+def _spread(takes):
+    h = np.stack([t.array()[:, :3] for t in takes])
+    return float(np.sqrt(((h - h.mean(0)) ** 2).mean()))
+
+
+def test_diversity_zero_is_one_motion_and_larger_diversity_spreads_wider(gen, speech):
+    zero = gen.generate(speech, takes=4, seed=1, diversity=0.0)
+    assert _spread(zero) == pytest.approx(0.0, abs=1e-7)
+    assert not np.array_equal(zero[0].channels["eyeBlinkLeft"], zero[1].channels["eyeBlinkLeft"])  # blinks still vary
+    assert _spread(gen.generate(speech, takes=4, seed=1, diversity=2.0)) > _spread(
+        gen.generate(speech, takes=4, seed=1, diversity=1.0)) > 0
+
+
+def test_intensity_scales_head_motion_only(gen, speech):
+    one = gen.generate(speech, takes=1, seed=2)[0].array()
+    two = gen.generate(speech, takes=1, seed=2, intensity=2.0)[0].array()
+    np.testing.assert_allclose(two[:, :6], 2 * one[:, :6], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(two[:, 6:], one[:, 6:], atol=1e-6)
+
+
+def test_other_frame_rates_keep_duration_and_follow_the_25fps_curves(gen, speech):
+    t25 = gen.generate(speech, takes=1, seed=3)[0]
+    t30 = gen.generate(speech, takes=1, seed=3, fps=30)[0]
+    assert t30.fps == 30 and t30.frames == int(np.ceil(7.0 * 30))
+    back = t30.resample(25.0).array()
+    n = min(len(back), t25.frames) - 2
+    assert np.abs(back[:n, :3] - t25.array()[:n, :3]).max() < 0.2 * np.abs(t25.array()[:, :3]).max() + 1e-4
+
+
+def test_block_features_match_whole_file_features(gen, speech):
+    """Streaming computes features per block from the wave around it: same result as all at once."""
+    wave, _ = speech
+    from_wave = gen.generate(speech, takes=2, seed=5)
+    from_feats = gen.generate(FeatureArray(audio_features(wave, SR, 25.0)), takes=2, seed=5)
+    ctx = gen.cfg.audio.context + 1  # at the file ends the wave version also hears the first/last 40 ms
+    for a, b in zip(from_wave, from_feats):
+        np.testing.assert_allclose(a.array()[ctx:-ctx], b.array()[ctx:-ctx], atol=1e-4)
+
+
+def _jumps(x, at):
+    """Value step and velocity change across frame `at` (between at-1 and at)."""
+    v_before, v_at, v_after = x[at - 1] - x[at - 2], x[at] - x[at - 1], x[at + 1] - x[at]
+    return np.abs(v_at).max(), np.abs(v_after - v_before).max()
+
+
+def test_reroll_keeps_the_base_outside_and_joins_smoothly(gen, speech):
+    base = gen.generate(speech, takes=1, seed=11)[0]
+    s, e = 40, 120
+    takes = gen.generate(speech, takes=2, seed=12, base=base, reroll=(s, e))
+    b = base.array()
+    typical_step = np.abs(np.diff(b[:, :6], axis=0)).max(0)
+    for t in takes:
+        x = t.array()
+        assert t.frames == base.frames
+        np.testing.assert_array_equal(x[:s], b[:s])
+        np.testing.assert_array_equal(x[e:], b[e:])
+        assert np.sqrt(np.mean((x[s:e, :3] - b[s:e, :3]) ** 2)) > 0.05 * np.std(b[:, :3])
+        for at in (s, e):
+            step, dv = _jumps(x[:, :6], at)
+            assert np.all(np.abs(x[at, :6] - x[at - 1, :6]) <= 1.5 * typical_step + 1e-6)
+    assert not np.array_equal(takes[0].array()[s:e], takes[1].array()[s:e])
+
+
+@pytest.mark.parametrize("sr,channels,fmt", [(44100, 2, "WAV"), (8000, 1, "FLAC"), (22050, 1, "OGG")])
+def test_common_audio_files_at_any_rate(gen, tmp_path, sr, channels, fmt):
+    wave = speech_like(2.0, np.random.default_rng(0))
+    from scipy.signal import resample_poly
+
+    w = resample_poly(wave, sr, SR).astype(np.float32)
+    if channels == 2:
+        w = np.stack([w, 0.5 * w], 1)
+    path = tmp_path / f"speech.{fmt.lower()}"
+    sf.write(path, w, sr, format=fmt)
+    take = gen.generate(str(path), takes=1, seed=0)[0]
+    assert abs(take.frames - 50) <= 1 and np.isfinite(take.array()).all()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"takes": 0}, "takes"), ({"seed": -1}, "seed"), ({"diversity": float("nan")}, "diversity"),
+    ({"intensity": -1.0}, "intensity"), ({"fps": 0.0}, "fps"), ({"reroll": (0, 5)}, "base"),
+])
+def test_bad_arguments_are_clear_errors(gen, speech, kwargs, match):
+    with pytest.raises(GenerateError, match=match):
+        list(gen.stream(speech, **kwargs))
+
+
+@pytest.mark.parametrize("audio,match", [
+    ((np.zeros(0, np.float32), SR), "no samples"), ((np.full(100, np.nan, np.float32), SR), "NaN"),
+    ("/no/such/file.wav", "does not exist"), (42, "file path"),
+])
+def test_bad_audio_is_a_clear_error(gen, audio, match):
+    with pytest.raises(GenerateError, match=match):
+        list(gen.stream(audio))
+
+
+def test_reroll_range_outside_the_base_is_refused(gen, speech):
+    base = gen.generate(speech, takes=1)[0]
+    with pytest.raises(GenerateError, match="START < END"):
+        list(gen.stream(speech, base=base, reroll=(100, base.frames + 1)))
+
+
+def test_first_chunk_arrives_long_before_the_whole_audio_is_done(gen):
+    wave = speech_like(40.0, np.random.default_rng(1))
+    t0 = time.perf_counter()
+    it = gen.stream((wave, SR), takes=2, seed=0)
+    first = next(it)
+    t_first = time.perf_counter() - t0
+    rest = list(it)
+    total = time.perf_counter() - t0
+    assert first.start == 0 and len(first.values) < 1000 and rest[-1].done
+    assert t_first < 0.35 * total
+
+
+def test_cli_generate_writes_identical_files_for_the_same_seed(tiny_checkpoint, tmp_path, capsys):
+    wav = tmp_path / "s.wav"
+    sf.write(wav, speech_like(3.0, np.random.default_rng(2)), SR)
+    for out in ("a", "b"):
+        assert main(["generate", str(wav), "--takes", "2", "--seed", "9", "--out", str(tmp_path / out),
+                     "--checkpoint", str(tiny_checkpoint)]) == 0
+    for k in range(2):
+        a, b = (tmp_path / d / f"take_{k:02d}.json" for d in "ab")
+        assert a.read_bytes() == b.read_bytes()
+        assert Take.load(a).meta["take"] == k
+    assert main(["generate", str(wav), "--out", str(tmp_path / "c"), "--checkpoint", str(tiny_checkpoint),
+                 "--base", str(tmp_path / "a" / "take_00.json"), "--reroll", "10:40"]) == 0
+    assert main(["generate", str(wav), "--out", str(tmp_path / "d"), "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# ---- the shipped default --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_gen():
+    return Generator.load()
+
+
+def test_default_checkpoint_loads_without_network(monkeypatch):
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    g = Generator.load()
+    assert g.name == "osmnet-default" and checkpoint.DEFAULT_CHECKPOINT.stat().st_size < 8_000_000
+    assert g.ckpt.info["dev_best"]["lip_r"] > 0.5
+
+
+def test_silence_gives_a_calm_nearly_closed_mouth(default_gen):
+    take = default_gen.generate((np.zeros(5 * SR, np.float32), SR), takes=2, seed=0)[0]
+    jaw = take.channels["jawOpen"]
+    assert jaw.max() < 0.15 and jaw.std() < 0.02
+    assert np.degrees(np.abs(take.array()[:, :3])).max() < 15
