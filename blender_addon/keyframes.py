@@ -121,6 +121,8 @@ def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
     fc.update()
 
 
+# ---------------------------------------------------------------- take Actions and their stored values
+
 def _id_type(id_) -> str:
     return "KEY" if isinstance(id_, bpy.types.Key) else "OBJECT"
 
@@ -147,15 +149,13 @@ def _parts(name: str) -> list:
     return parts
 
 
-def _action_for(name: str, id_, create: bool = True):
+def _action_for(name: str, id_):
     """The (action, slot) of take `name` that animates `id_`, made if missing."""
     key = [_id_type(id_), id_.name]
     acts = _take_actions(name)
     for a in acts:
         if key in json.loads(a.get("osmnet_targets", "[]")):
             return a, compat.ensure_slot(a, key[0], key[1])
-    if not create:
-        return None, None
     if compat.SLOTTED_ACTIONS:
         a = acts[0]
     else:
