@@ -8,8 +8,7 @@ positions with them gives the backward map that `grid_sample` reads the photo th
 The raster is vectorised over a whole batch of frames with no Python loop per triangle: each
 triangle is expanded into its scanlines and each scanline into exactly the pixels it covers
 (two `repeat_interleave` steps, so a large background triangle costs its area, not its bounding
-box), and a packed key (quantised depth, triangle index) is reduced
-with `scatter_reduce("amin")` so the nearest triangle wins where the mesh folds over itself
+box), and a packed key (quantised depth, triangle index) is reduced with `scatter_reduce("amin")` so the nearest triangle wins where the mesh folds over itself
 (a head turned away hides its far cheek). The same code runs on CPU and CUDA.
 """
 from __future__ import annotations
@@ -69,9 +68,9 @@ def rasterize(verts: torch.Tensor, depth: torch.Tensor, tris: torch.Tensor, heig
         # Stage 1, scanlines: each triangle's rows and the exact x-span of each row.
         owner = torch.repeat_interleave(torch.arange(B * T, device=dev), row_count)
         start = torch.cumsum(row_count, 0) - row_count
-        py = ylo.reshape(-1)[owner] + (torch.arange(n_rows, device=dev) - start[owner])
+        py = ylo.reshape(-1).index_select(0, owner) + (torch.arange(n_rows, device=dev) - start.index_select(0, owner))
         yc = py.to(verts.dtype) + 0.5
-        pv = p.reshape(B * T, 3, 2)[owner]  # (R, 3, 2)
+        pv = p.reshape(B * T, 6).index_select(0, owner).view(-1, 3, 2)  # (R, 3, 2)
         q0, q1 = pv, pv.roll(-1, dims=1)  # the three edges
         dy = q1[..., 1] - q0[..., 1]
         t = (yc.unsqueeze(1) - q0[..., 1]) / torch.where(dy == 0, torch.ones_like(dy), dy)
@@ -86,17 +85,18 @@ def rasterize(verts: torch.Tensor, depth: torch.Tensor, tris: torch.Tensor, heig
         px_count = (xhi - xlo + 1).clamp_min(0)
         n_px = int(px_count.sum())
         if n_px:
+            # Per row: the z-buffer key (nearest triangle wins: mean vertex depth quantised into
+            # the high bits, triangle index in the low bits) and the flat index of its first pixel.
+            q = ((table[:, 6].clamp(-1e3, 1e3) + 1e3) * (_DEPTH_LEVELS / 2e3)).long()
+            b = torch.div(torch.arange(B * T, device=dev), T, rounding_mode="floor")
+            tri_key = (q << _TRI_BITS) | (torch.arange(B * T, device=dev) - b * T)
+            key_row = tri_key.index_select(0, owner)
+            first = torch.cumsum(px_count, 0) - px_count
+            offset_row = (b.index_select(0, owner) * height + py) * width + xlo - first
             # Stage 2, pixels: every covered pixel of every row.
             row = torch.repeat_interleave(torch.arange(n_rows, device=dev), px_count)
-            start = torch.cumsum(px_count, 0) - px_count
-            px = xlo[row] + (torch.arange(n_px, device=dev) - start[row])
-            tri_id = owner[row]
-            # Nearest triangle wins: mean vertex depth, quantised into the high bits of the key.
-            q = ((table[tri_id, 6].clamp(-1e3, 1e3) + 1e3) * (_DEPTH_LEVELS / 2e3)).long()
-            b = torch.div(tri_id, T, rounding_mode="floor")
-            key = (q << _TRI_BITS) | (tri_id - b * T)
-            pix = (b * height + py[row]) * width + px
-            tri_out.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
+            pix = offset_row.index_select(0, row) + torch.arange(n_px, device=dev)
+            tri_out.scatter_reduce_(0, pix, key_row.index_select(0, row), reduce="amin", include_self=True)
 
     hit = tri_out != _EMPTY
     tri_flat = torch.where(hit, tri_out & ((1 << _TRI_BITS) - 1), torch.full_like(tri_out, -1))
@@ -104,25 +104,22 @@ def rasterize(verts: torch.Tensor, depth: torch.Tensor, tris: torch.Tensor, heig
     # Barycentrics of the winning triangle at each pixel centre.
     g = identity_grid(height, width, device=dev, dtype=verts.dtype)
     rows = (torch.arange(B, device=dev).view(B, 1, 1) * T + tri.clamp_min(0)).reshape(-1)
-    tb = table[rows].view(B, height, width, 7)
+    tb = table.index_select(0, rows).view(B, height, width, 7)
     bary = _barycentric(g[..., 0], g[..., 1], tb[..., 0:2], tb[..., 2:6])
     return tri, bary
 
 
-def interpolate(tri: torch.Tensor, bary: torch.Tensor, tris: torch.Tensor, attrs: torch.Tensor,
-                fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-vertex attributes (N, K) or (B, N, K) -> per-pixel (B, H, W, K); `fill` where tri == -1."""
+def interpolate(tri: torch.Tensor, bary: torch.Tensor, tris: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    """Per-vertex attributes (N, K) or (B, N, K) -> per-pixel (B, H, W, K) (undefined where tri == -1)."""
     B, H, W = tri.shape
-    vid = tris[tri.clamp_min(0)]  # (B, H, W, 3)
+    vid = tris.index_select(0, tri.reshape(-1).clamp_min(0))  # (P, 3)
     if attrs.dim() == 2:
-        vals = attrs[vid]  # (B, H, W, 3, K)
+        vals = attrs.index_select(0, vid.reshape(-1)).view(B, H, W, 3, -1)
     else:
-        bidx = torch.arange(B, device=tri.device).view(B, 1, 1, 1).expand_as(vid)
-        vals = attrs[bidx, vid]
-    out = (vals * bary.unsqueeze(-1)).sum(dim=3)
-    if fill is not None:
-        out = torch.where((tri >= 0).unsqueeze(-1), out, fill.to(out.dtype).expand_as(out))
-    return out
+        flat = attrs.reshape(-1, attrs.shape[-1])
+        base = (torch.arange(B, device=tri.device) * attrs.shape[1]).repeat_interleave(H * W).unsqueeze(1)
+        vals = flat.index_select(0, (vid + base).reshape(-1)).view(B, H, W, 3, -1)
+    return (vals * bary.unsqueeze(-1)).sum(dim=3)
 
 
 def identity_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
