@@ -183,10 +183,32 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
             overlay = painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)
             flow = warp.upsample_field(flow.permute(0, 3, 1, 2) * size, size, size).permute(0, 2, 3, 1)
             out = warp.sample(image, ident_s + flow)  # (B, 3, S, S)
-            overlay = warp.upsample_field(overlay, size, size)
-            out = out * (1 - overlay[:, 3:4].clamp(0, 1)) + overlay[:, :3]
-            frames = (out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            _composite(out, overlay, size // raster if size % raster == 0 else 0)
+            frames = out.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             yield from frames
+
+
+def _composite(out: torch.Tensor, overlay: torch.Tensor, factor: int):
+    """Blend the premultiplied raster-resolution overlay over the frames, in place.
+
+    Only the window where the overlay is non-zero (mouth, eyes) is upsampled and blended; with
+    an integer `factor` the window's upsampling equals that of the whole field.
+    """
+    size, r = out.shape[-1], overlay.shape[-1]
+    if factor == 0:
+        up = warp.upsample_field(overlay, size, size)
+        out.mul_(1 - up[:, 3:4].clamp(0, 1)).add_(up[:, :3])
+        return
+    used = overlay[:, 3].amax(dim=0) > 0
+    if not bool(used.any()):
+        return
+    ys, xs = torch.nonzero(used.any(dim=1)).squeeze(1), torch.nonzero(used.any(dim=0)).squeeze(1)
+    y0, y1 = max(int(ys[0]) - 2, 0), min(int(ys[-1]) + 3, r)
+    x0, x1 = max(int(xs[0]) - 2, 0), min(int(xs[-1]) + 3, r)
+    win = overlay[:, :, y0:y1, x0:x1]
+    up = torch.nn.functional.interpolate(win, scale_factor=factor, mode="bilinear", align_corners=False)
+    view = out[:, :, y0 * factor:y1 * factor, x0 * factor:x1 * factor]
+    view.mul_(1 - up[:, 3:4].clamp(0, 1)).add_(up[:, :3])
 
 
 def render_video(image_path, take: Take, out, audio=None, size: int = 256, face_index: int | None = None,
