@@ -28,10 +28,12 @@ class Engine:
     def load(cls, checkpoint=None, device: str = "cpu", threads: int | None = None) -> "Engine":
         from osmnet.sample import Generator
 
-        if threads:
-            import torch
+        import torch
 
+        if threads:
             torch.set_num_threads(threads)
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
 
         return cls(Generator.load(checkpoint, device=device))
 

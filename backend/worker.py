@@ -40,9 +40,13 @@ class Worker:
         self._wake_out = None
         self._jobs: dict[str, tuple] = {}  # job id -> (cancelled, thread, [asked])
         self._thread = None
+        self._attached = False
 
     def start(self) -> "Worker":
-        self._thread = threading.Thread(target=self.run, name=f"osmnet-worker-{self.name}", daemon=True)
+        """Open the sockets here (so a bad address or key raises to the caller), loop in a thread."""
+        sockets = self._open()
+        self._thread = threading.Thread(target=self._loop, args=sockets, name=f"osmnet-worker-{self.name}",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -62,23 +66,38 @@ class Worker:
                                         "pid": os.getpid()})
 
     def run(self):
+        self._loop(*self._open())
+
+    def _open(self):
         sock = self.ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.sndhwm = sock.rcvhwm = 100_000
-        if self.keys_dir is not None:
-            from blender_addon.client import apply_client_keys
+        try:
+            if self.keys_dir is not None:
+                from blender_addon.client import apply_client_keys
 
-            apply_client_keys(sock, self.keys_dir)
-        sock.connect(self.connect)
+                apply_client_keys(sock, self.keys_dir)
+            sock.connect(self.connect)
+        except zmq.ZMQError as e:
+            sock.close(linger=0)
+            raise ValueError(f"cannot connect to {self.connect!r}: {e}; use tcp://HOST:PORT of a running "
+                             "`osmnet serve`") from None
+        except Exception:
+            sock.close(linger=0)
+            raise
         wake_in = self.ctx.socket(zmq.PULL)
         wake_in.bind(self._wake_addr)
         self._wake_out = self.ctx.socket(zmq.PUSH)
         self._wake_out.connect(self._wake_addr)
+        return sock, wake_in
+
+    def _loop(self, sock, wake_in):
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_in, zmq.POLLIN)
         sock.send_multipart(P.encode(self._hello()), zmq.NOBLOCK)  # queued until connected
         next_beat = time.monotonic() + self.heartbeat
+        warn_at = time.monotonic() + 5.0
         try:
             while not self.stop_event.is_set():
                 ready = dict(poller.poll(min(100, int(self.heartbeat * 500))))
@@ -92,6 +111,9 @@ class Worker:
                 if sock in ready:
                     self._receive(sock)
                 now = time.monotonic()
+                if not self._attached and now > warn_at:
+                    log.warning("worker %s: no server answers at %s yet; still trying", self.name, self.connect)
+                    warn_at = now + 30.0
                 if now >= next_beat:
                     beat = self._hello()
                     beat.type = "worker_heartbeat"
@@ -137,6 +159,7 @@ class Worker:
                 log.info("worker %s: server asked us to stop", self.name)
                 self.stop_event.set()
             elif msg.type == "welcome":
+                self._attached = True
                 log.info("worker %s attached to the server", self.name)
 
     def _start_job(self, msg: Message):
