@@ -106,6 +106,42 @@ def test_the_first_chunk_arrives_long_before_the_audio_is_done(server):
     assert first < 0.5 * total, f"first chunk after {first:.2f} s of {total:.2f} s"
 
 
+def test_the_server_answers_at_once_while_the_model_is_busy(server):
+    address, _ = server
+    with Client(address, timeout=30) as busy, Client(address, timeout=30) as probe:
+        probe.ping()
+        busy.submit_generate(T.speech(60.0), takes=8)
+        rtts, events = [], []
+        while not any(e.final for e in events):
+            rtts.append(probe.ping())
+            events += busy.drain()
+            time.sleep(0.01)
+    assert events[-1].type == "finished" and len(rtts) >= 5
+    assert max(rtts) < 0.1, f"ping took {max(rtts) * 1000:.0f} ms while a job ran"
+
+
+def test_cancel_with_the_real_generator_ends_the_stream_in_under_100_ms(server):
+    address, _ = server
+    with Client(address, timeout=30) as c:
+        job = c.submit_generate(T.speech(120.0), takes=8)
+        events = []
+        while not any(e.type == "chunk" for e in events):
+            events += c.drain()
+            time.sleep(0.001)
+        t0 = time.perf_counter()
+        c.cancel(job)
+        while not events[-1].final:
+            events += c.drain()
+            time.sleep(0.0005)
+        seen = time.perf_counter() - t0
+        while c._request("ping", {}).content["stopping"]:  # the worker winds down at its next block
+            time.sleep(0.002)
+        stopped = time.perf_counter() - t0
+    assert events[-1].type == "finished" and events[-1].content["status"] == "cancelled"
+    assert seen < 0.1, f"the stream ended {seen * 1000:.0f} ms after cancel"
+    assert stopped < 2.0, f"the worker ran on for {stopped:.2f} s after cancel"
+
+
 def test_16_clients_with_8_takes_each_get_exactly_their_own_takes(server, generator):
     address, _ = server
     wave = T.speech(1.5)
