@@ -63,6 +63,10 @@ def _enqueue(srv, client, msg, kind, spec, local_only):
     if not srv.table.workers and not srv.expect_workers:
         raise ProtocolError("no_workers", "this server has no workers; start one with "
                             "`osmnet worker --connect ...`")
+    workers = srv.table.workers.values()
+    if workers and not any(kind in w.capabilities for w in workers):
+        raise ProtocolError("no_workers", f"none of the attached workers can {kind}; start a worker whose "
+                            f"osmnet install includes the {kind} module")
     if srv.table.queue_full():
         raise ProtocolError("server_busy", f"{len(srv.table.queue)} jobs are already waiting; try again "
                             "when some have finished")

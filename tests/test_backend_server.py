@@ -390,3 +390,24 @@ def test_duplicate_job_ids_are_refused(server_with):
         c._send(P.Message("generate", {"audio": {"kind": "samples", "buffer": 0, "sr": SR}}, [audio(5)[0]], id="same"))
         list(c._iterate("same"))
     assert e.value.code == "duplicate_job"
+
+
+def test_a_render_request_with_no_worker_able_to_render_is_refused_at_once():
+    engine = Engine(SteppedGenerator())
+    engine.capabilities = ["generate"]
+    srv = Server(f"tcp://127.0.0.1:{free_port()}", engine=None, expect_workers=True,
+                 limits=Limits(heartbeat=0.1)).start()
+    w = Worker(srv.address, engine, name="gen-only", heartbeat=0.1).start()
+    try:
+        with Client(srv.address, timeout=3, heartbeat=0.1) as c:
+            deadline = time.monotonic() + 5
+            while not c.hello()["workers"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with pytest.raises(ClientError) as e:
+                list(c.render((np.zeros((5, 58), np.float32), 25.0), np.zeros((64, 64, 3), np.uint8)))
+            assert e.value.code == "no_workers" and "render" in e.value.message
+            assert c.hello()["capabilities"] == ["generate"]
+    finally:
+        w.request_stop()
+        w.join(5)
+        srv.stop()
