@@ -17,7 +17,7 @@ from osmnet.rig import EYE_L, EYE_R, EYES, LID_L, LID_R, MOUTH, MOUTH_LOWER, MOU
 
 BROWS = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))  # lower brow edge, right then left eye
 CAVITY = (0.20, 0.07, 0.07)
-TEETH = (0.90, 0.88, 0.82)
+TEETH = (0.92, 0.90, 0.85)  # in a well-lit photo; scaled by the photo's skin brightness
 
 
 def _smoothstep(e0, e1, x):
@@ -55,8 +55,17 @@ class Painter:
         self.raster = raster
         self.skin = [torch.as_tensor(skin_colour(portrait.image, portrait.landmarks, k), device=device)
                      for k in range(2)]
-        self.cavity = torch.tensor(CAVITY, device=device)
-        self.teeth = torch.tensor(TEETH, device=device)
+        # Teeth in a dim or tinted photo must not glow: scale them by the skin's brightness and
+        # tint them slightly towards the photo's light (skin colour relative to its mean).
+        skin = np.mean([c.cpu().numpy() for c in self.skin], axis=0)
+        light = float(np.clip(skin.mean() / 0.6, 0.35, 1.0))
+        tint = 0.85 + 0.15 * skin / max(float(skin.mean()), 1e-3)
+        self.teeth = torch.tensor(np.clip(np.array(TEETH) * light * tint, 0, 1), dtype=torch.float32, device=device)
+        # A black-and-white photo gets a grey mouth: keep only as much colour as the skin has.
+        sat = float(np.clip((skin.max() - skin.min()) / max(float(skin.max()), 1e-3) / 0.25, 0.0, 1.0))
+        cav = np.array(CAVITY)
+        cav = cav.mean() + (cav - cav.mean()) * sat
+        self.cavity = torch.tensor(cav, dtype=torch.float32, device=device)
 
     def closure(self, verts: torch.Tensor) -> list[torch.Tensor]:
         """How much more closed than in the photo each eye is, 0..1, (B,) each."""
@@ -95,9 +104,9 @@ class Painter:
             amount = (2.0 * (gap - self.open0) / gap.clamp_min(1e-6)).clamp(0, 1)[frame]
             edge_w = (0.7 / (gap * self.raster).clamp_min(1e-3)).clamp(0.03, 0.5)[frame]
             edge = _smoothstep(0.0, edge_w, mv) * _smoothstep(0.0, edge_w, 1 - mv) * _smoothstep(0.0, 0.15, mu)
-            teeth_h = (0.16 * width / gap.clamp_min(1e-6)).clamp(0.15, 0.5)[frame]
+            teeth_h = (0.10 * width / gap.clamp_min(1e-6)).clamp(0.12, 0.4)[frame]
             upper = 1 - _smoothstep(teeth_h * 0.75, teeth_h, mv)
-            lower = _smoothstep(1 - teeth_h * 0.45, 1 - teeth_h * 0.3, mv) * 0.55
+            lower = _smoothstep(1 - teeth_h * 0.4, 1 - teeth_h * 0.25, mv) * 0.35
             teeth = (torch.maximum(upper, lower) * _smoothstep(0.12, 0.4, mu)).unsqueeze(1)
             cav = self.cavity * (1.0 - 0.45 * mu).unsqueeze(1)
             col = cav * (1 - teeth) + self.teeth * (0.35 + 0.65 * mu).unsqueeze(1) * teeth
