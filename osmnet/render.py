@@ -177,7 +177,7 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
             expr = torch.as_tensor(basis.apply(weights[a:b]) - rest, device=device)
             verts = poser.pose(head[a:b], expr)  # (B, N, 3) crop-normalised
             tri, bary = warp.rasterize(verts[..., :2] * raster, verts[..., 2], poser.tris, raster, raster)
-            src = warp.interpolate(tri, bary, poser.tris, poser.src[:, :2])
+            src = warp.interpolate(tri, bary, poser.tris, poser.texture(head[a:b]))
             flow = torch.where((tri >= 0).unsqueeze(-1), src - ident_r, torch.zeros_like(src))
             region = torch.where(tri >= 0, poser.region[tri.clamp_min(0)], torch.full_like(tri, OUTER))
             overlay = painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)

@@ -39,6 +39,7 @@ INNER_SCALE = (1.22, 1.5)  # (chin, crown)
 OUTER_SCALE = (1.9, 2.3)
 INNER_FOLLOW = (0.8, 1.0)  # share of the rigid head motion (neck below the chin moves less)
 OUTER_FOLLOW = (0.25, 0.45)
+TURN_FULL_FILL = 0.1  # rad of pitch/yaw away from the photo's pose at which hidden sides are fully filled
 BORDER_MARGIN = 0.0  # the fixed border lies on the crop's edge: the frame never wobbles
 
 
@@ -47,6 +48,7 @@ class Rig:
     """Per-portrait warp mesh; built once, reused for every frame."""
 
     src: np.ndarray  # (N, 3) vertex positions in the photo (crop-normalised)
+    tex_turned: np.ndarray  # (N, 2) where each vertex reads the photo once the head turns (_hidden_fill)
     canon: np.ndarray  # (N, 3) canonical-space position (face: identity shape; rings: lifted)
     follow: np.ndarray  # (N,) share of the rigid head motion (1 face, 0 border)
     tris: np.ndarray  # (T, 3) int64
@@ -111,6 +113,18 @@ def _ray_to_box(c: np.ndarray, d: np.ndarray, lo: float, hi: float) -> np.ndarra
     return np.minimum(tx, ty)
 
 
+def _ray_to_hull(c: np.ndarray, d: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Distance along unit rays d from c (inside) to the convex hull of 2D points."""
+    from scipy.spatial import ConvexHull
+
+    eq = ConvexHull(points).equations  # n . x + off <= 0 inside
+    n, off = eq[:, :2], eq[:, 2]
+    along = d @ n.T  # (R, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(along > 1e-9, -(off + n @ c) / along, np.inf)
+    return t.min(axis=1)
+
+
 def _face_regions(mesh_tris: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Region label per face triangle and the (N_FACE, 3) mouth/lid attributes."""
     region = np.full(len(mesh_tris), FACE, np.int64)
@@ -137,6 +151,34 @@ def _face_regions(mesh_tris: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray,
     return region, attrs
 
 
+def _hidden_fill(src2d: np.ndarray, tris: np.ndarray, iters: int = 300) -> np.ndarray:
+    """Photo positions for face vertices that the photo does not show (a turned face's far side).
+
+    Their triangles are folded over (back-facing) in the photo, so reading the photo there would
+    paint the visible cheek a second time once a turn brings that side into view. Vertices
+    touched only by folded triangles take the average of their neighbours instead, with the
+    other vertices fixed (a discrete harmonic fill): the revealed side stretches the fold line.
+    """
+    a = src2d[tris[:, 1]] - src2d[tris[:, 0]]
+    b = src2d[tris[:, 2]] - src2d[tris[:, 0]]
+    area = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    folded = np.sign(area) != np.sign(np.median(area))
+    n = len(src2d)
+    seen = np.zeros(n, bool)
+    seen[tris[~folded].ravel()] = True
+    hidden = ~seen & np.isin(np.arange(n), tris[folded].ravel())
+    tex = src2d.copy()
+    if not hidden.any():
+        return tex
+    edges = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    adj = np.zeros((n, n), np.float32)
+    adj[edges[:, 0], edges[:, 1]] = adj[edges[:, 1], edges[:, 0]] = 1.0
+    adj = adj[hidden] / adj[hidden].sum(1, keepdims=True)
+    for _ in range(iters):
+        tex[hidden] = adj @ tex
+    return tex
+
+
 def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
               mesh_tris: np.ndarray, n_ring: int | None = None) -> Rig:
     """Rig from the photo's landmarks (478 or 468, 3; crop-normalised) and their canonical lift."""
@@ -156,6 +198,9 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
     up = np.clip(-u[:, 1:2] * 0.5 + 0.5, 0.0, 1.0)  # 1 at the crown, 0 at the chin
     box = _ray_to_box(c, u, -BORDER_MARGIN, 1.0 + BORDER_MARGIN)[:, None]
     # Rings stay ordered (oval < inner < outer < border) even when the face fills the photo.
+    # In a turned face the far side of the oval lies inside the visible face: the inner ring must
+    # clear the visible outline (convex hull of all landmarks) or it would drag the face along.
+    r = np.maximum(r, _ray_to_hull(c, u, src_face[:, :2])[:, None] / 1.08)
     r_in = np.maximum(np.minimum(r * (INNER_SCALE[0] + up * (INNER_SCALE[1] - INNER_SCALE[0])), 0.75 * box), 1.08 * r)
     box = np.maximum(box, 1.15 * r_in)
     r_out = np.minimum(r * (OUTER_SCALE[0] + up * (OUTER_SCALE[1] - OUTER_SCALE[0])), r_in + 0.6 * (box - r_in))
@@ -184,7 +229,8 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
     all_region = np.concatenate([region, np.full(len(ring_tris), OUTER, np.int64)])
     attrs = np.concatenate([face_attrs, np.zeros((3 * n, 3), np.float32)])
     dist = float(-matrix[2, 3]) if matrix is not None and matrix[2, 3] < -1e-3 else 50.0
-    return Rig(src, canon, follow, all_tris, all_region, attrs, s, rot, t, dist)
+    tex = np.concatenate([_hidden_fill(src_face[:, :2], tris), src[N_FACE:, :2]]).astype(np.float32)
+    return Rig(src, tex, canon, follow, all_tris, all_region, attrs, s, rot, t, dist)
 
 
 class RigPoser:
@@ -195,6 +241,7 @@ class RigPoser:
         self.rig = rig
         self.device = device
         self.src = f(rig.src)
+        self.tex_turn = f(rig.tex_turned) - self.src[:, :2]  # (N, 2), zero where the photo shows the vertex
         self.canon = f(rig.canon)
         self.follow = f(rig.follow)
         self.flip = f(FLIP)
@@ -215,6 +262,13 @@ class RigPoser:
             y_up, y_lo = X[:, up, 1], X[:, lo, 1]
             X[:, up, 1] = torch.maximum(y_up, y_lo)
         return X
+
+    def texture(self, head: np.ndarray) -> torch.Tensor:
+        """(B, N, 2) photo positions to read: the hidden-side fill fades in as the head turns, so a
+        frame at the photo's own pose reads exactly the photo."""
+        turn = np.sqrt(np.asarray(head)[:, 0] ** 2 + np.asarray(head)[:, 1] ** 2)
+        w = torch.as_tensor(np.clip(turn / TURN_FULL_FILL, 0.0, 1.0), dtype=torch.float32, device=self.device)
+        return self.src[:, :2] + w.view(-1, 1, 1) * self.tex_turn
 
     def pose(self, head: np.ndarray, expr: torch.Tensor | None) -> torch.Tensor:
         """head (B, 6) [pitch, yaw, roll rad, x, y, z m] relative to the photo; expr (B, 468, 3) cm.

@@ -72,6 +72,17 @@ def test_integer_shift_warps_an_image_exactly():
     assert torch.allclose(out[..., 2:, 3:], img[..., :-2, :-3], atol=1e-5)
 
 
+def test_vertices_the_photo_hides_read_the_fold_line_instead():
+    from osmnet.rig import _hidden_fill
+
+    # Three upright triangles and a flap folded back over the edge x = 1 (vertices 4, 5).
+    pts = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0], [0.5, 1], [0, 2]], np.float64)
+    tris = np.array([[0, 1, 2], [1, 3, 2], [2, 3, 6], [1, 4, 3], [4, 5, 3]])
+    tex = _hidden_fill(pts, tris)
+    assert np.allclose(tex[:4], pts[:4]) and np.allclose(tex[6], pts[6])
+    assert np.allclose(tex[[4, 5], 0], 1.0, atol=1e-3)  # both now read along the fold line
+
+
 # ---- mp4 writer ---------------------------------------------------------------------------------
 
 def _streams(path):
