@@ -88,7 +88,10 @@ class Portrait:
 
     @classmethod
     def from_file(cls, path, face_index: int | None = None) -> "Portrait":
-        return cls.from_image(load_image(path), face_index)
+        try:
+            return cls.from_image(load_image(path), face_index)
+        except RenderError as e:
+            raise RenderError(f"{path}: {e}") from None
 
     def image_at(self, size: int) -> np.ndarray:
         """The crop at `size` x `size` (what a zero take renders)."""
@@ -140,6 +143,11 @@ def _relative_channels(portrait: Portrait, take: Take, center_pose: bool):
     return head, np.clip(w - rest, 0.0, None).astype(np.float32)
 
 
+def check_size(size: int) -> None:
+    if size not in SIZES:
+        raise RenderError(f"size {size} is not supported; use one of {SIZES}")
+
+
 def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu", batch: int = 16,
                   basis=None, start: int = 0, stop: int | None = None, center_pose: bool = True,
                   raster: int | None = None):
@@ -148,8 +156,7 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
     `raster` is the resolution of the triangle raster (default size // 2): the displacement
     field is smooth, so it is computed coarser and upsampled; colours are sampled at full size.
     """
-    if size not in SIZES:
-        raise RenderError(f"size {size} is not supported; use one of {SIZES}")
+    check_size(size)
     if batch < 1:
         raise RenderError("batch must be at least 1")
     if not isinstance(take, Take):
@@ -218,6 +225,7 @@ def render_video(image_path, take: Take, out, audio=None, size: int = 256, face_
 
     if out is None and frames_dir is None:
         raise RenderError("nothing to write: give an output .mp4 and/or a frames folder")
+    check_size(size)
     portrait = Portrait.from_file(image_path, face_index)
     frames = render_frames(portrait, take, size=size, device=device, basis=basis)
     if progress is not None:
