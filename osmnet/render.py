@@ -151,7 +151,10 @@ def check_size(size: int) -> None:
 def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu", batch: int = 16,
                   basis=None, start: int = 0, stop: int | None = None, center_pose: bool = True,
                   raster: int | None = None):
-    """Yield uint8 (size, size, 3) frames of `take` (frames start..stop) spoken by `portrait`.
+    """Iterator of uint8 (size, size, 3) frames of `take` (frames start..stop) spoken by `portrait`.
+
+    Arguments are checked and the portrait is prepared when called (errors surface here, not
+    at the first frame); frames are then made `batch` at a time as the iterator is consumed.
 
     `raster` is the resolution of the triangle raster (default size // 2): the displacement
     field is smooth, so it is computed coarser and upsampled; colours are sampled at full size.
@@ -171,28 +174,44 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
     stop = take.frames if stop is None else min(stop, take.frames)
     head, weights = _relative_channels(portrait, take, center_pose)
     raster = raster or max(size // 2, 64)
-    rest = basis.apply(np.zeros((1, len(ARKIT_NAMES)), np.float32))[0]
-
     with torch.inference_mode():
-        poser = RigPoser(portrait.rig, device)
-        painter = Painter(portrait, poser, size, raster, device)
-        image = torch.as_tensor(np.array(portrait.image_at(size)), device=device).permute(2, 0, 1)[None].float() / 255
-        ident_r = warp.identity_grid(raster, raster, device) / raster
-        ident_s = warp.identity_grid(size, size, device)
-        for a in range(start, stop, batch):
-            b = min(a + batch, stop)
-            expr = torch.as_tensor(basis.apply(weights[a:b]) - rest, device=device)
-            verts = poser.pose(head[a:b], expr)  # (B, N, 3) crop-normalised
-            tri, bary = warp.rasterize(verts[..., :2] * raster, verts[..., 2], poser.tris, raster, raster)
-            src = warp.interpolate(tri, bary, poser.tris, poser.texture(head[a:b]))
-            flow = torch.where((tri >= 0).unsqueeze(-1), src - ident_r, torch.zeros_like(src))
-            region = torch.where(tri >= 0, poser.region[tri.clamp_min(0)], torch.full_like(tri, OUTER))
-            overlay = painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)
-            flow = warp.upsample_field(flow.permute(0, 3, 1, 2) * size, size, size).permute(0, 2, 3, 1)
-            out = warp.sample(image, ident_s + flow)  # (B, 3, S, S)
-            _composite(out, overlay, size // raster if size % raster == 0 else 0)
-            frames = out.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            yield from frames
+        job = _Batcher(portrait, basis, size, raster, device)
+    return _stream(job, head, weights, start, stop, batch)
+
+
+def _stream(job: "_Batcher", head, weights, start: int, stop: int, batch: int):
+    for a in range(start, stop, batch):
+        b = min(a + batch, stop)
+        yield from job(head[a:b], weights[a:b])
+
+
+class _Batcher:
+    """Everything fixed for one portrait, size and device; call it with a batch of frames."""
+
+    def __init__(self, portrait: Portrait, basis, size: int, raster: int, device):
+        self.size, self.raster, self.device, self.basis = size, raster, device, basis
+        self.rest = basis.apply(np.zeros((1, len(ARKIT_NAMES)), np.float32))[0]
+        self.poser = RigPoser(portrait.rig, device)
+        self.painter = Painter(portrait, self.poser, size, raster, device)
+        self.image = torch.as_tensor(np.array(portrait.image_at(size)), device=device).permute(2, 0, 1)[None].float() / 255
+        self.ident_r = warp.identity_grid(raster, raster, device) / raster
+        self.ident_s = warp.identity_grid(size, size, device)
+
+    @torch.inference_mode()
+    def __call__(self, head: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """head (B, 6), weights (B, 52) relative to the photo -> uint8 frames (B, S, S, 3)."""
+        poser, size, raster = self.poser, self.size, self.raster
+        expr = torch.as_tensor(self.basis.apply(weights) - self.rest, device=self.device)
+        verts = poser.pose(head, expr)  # (B, N, 3) crop-normalised
+        tri, bary = warp.rasterize(verts[..., :2] * raster, verts[..., 2], poser.tris, raster, raster)
+        src = warp.interpolate(tri, bary, poser.tris, poser.texture(head))
+        flow = torch.where((tri >= 0).unsqueeze(-1), src - self.ident_r, torch.zeros_like(src))
+        region = torch.where(tri >= 0, poser.region[tri.clamp_min(0)], torch.full_like(tri, OUTER))
+        overlay = self.painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)
+        flow = warp.upsample_field(flow.permute(0, 3, 1, 2) * size, size, size).permute(0, 2, 3, 1)
+        out = warp.sample(self.image, self.ident_s + flow)  # (B, 3, S, S)
+        _composite(out, overlay, size // raster if size % raster == 0 else 0)
+        return out.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _composite(out: torch.Tensor, overlay: torch.Tensor, factor: int):

@@ -154,6 +154,17 @@ def test_zero_take_gives_back_the_photo(portrait, basis):
     assert psnr(frames[0], portrait.image_at(256)) >= 35.0
 
 
+@pytest.mark.parametrize("kwargs, match", [({"size": 300}, "size 300"), ({"batch": 0}, "batch"),
+                                           ({"take": "take.json"}, "expected a Take")]
+                         + ([] if torch.cuda.is_available() else [({"device": "cuda"}, "no CUDA")]))
+def test_bad_render_requests_fail_when_called_not_at_the_first_frame(portrait, basis, kwargs, match):
+    from osmnet.render import RenderError, render_frames
+
+    args = {"take": zero_take(2), "basis": basis, **kwargs}
+    with pytest.raises(RenderError, match=match):
+        render_frames(portrait, **args)  # not iterated
+
+
 def _one(portrait, basis, **channels):
     from osmnet.render import render_frames
 
