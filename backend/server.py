@@ -121,7 +121,6 @@ class Server:
             ctx.destroy(linger=0)
             return
         self._ready.set()
-        log.info("serving on %s", self.address)
         try:
             self._loop(sock)
         finally:
@@ -220,6 +219,9 @@ class Server:
             self._send(job.client, body)
             if ended:
                 self.table.finish(job_id)
+                outcome = msg.content.get("status") or msg.content.get("code")
+                log.info("job %s (%s) on %s: %s after %.2f s", job_id, job.kind, worker.name, outcome,
+                         now - job.created)
         if ended:
             self.table.release(identity, job_id)
             self._dispatch(now)

@@ -123,8 +123,12 @@ def checkpoint_for_tests(tmp_dir) -> Path | None:
     model = OSMNet(cfg)
     rng = np.random.default_rng(0)
     tracks = [np.clip(rng.normal(0.1, 0.05, (500, 58)), 0, 1).astype(np.float32) for _ in range(2)]
-    norms = {"feat_mean": np.zeros(FEATURE_DIM, np.float32), "feat_std": np.ones(FEATURE_DIM, np.float32),
-             "silence": np.zeros(FEATURE_DIM, np.float32), "pose_std": np.full(6, 0.05, np.float32)}
+    # Every normalization array the checkpoint format names: head-pose ones are per head channel,
+    # the rest per audio feature; scales are 1 (0.05 rad/m for the head), offsets 0.
+    norms = {}
+    for key in checkpoint.NORM_KEYS:
+        size = 6 if "pose" in key else FEATURE_DIM
+        norms[key] = np.full(size, (0.05 if "pose" in key else 1.0) if "std" in key else 0.0, np.float32)
     ck = checkpoint.Checkpoint(cfg, model.state_dict(), norms, eyes.fit(tracks), {"note": "untrained, for tests"})
     checkpoint.save(ck, path)
     return path
