@@ -110,7 +110,7 @@ def test_the_server_answers_at_once_while_the_model_is_busy(server):
     address, _ = server
     with Client(address, timeout=30) as busy, Client(address, timeout=30) as probe:
         probe.ping()
-        busy.submit_generate(T.speech(60.0), takes=8)
+        busy.submit_generate(T.speech(30.0), takes=8)
         rtts, events = [], []
         while not any(e.final for e in events):
             rtts.append(probe.ping())
