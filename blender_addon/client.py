@@ -184,7 +184,7 @@ class Client:
         self._send(P.Message("cancel", {"job": job}, id=self._new_id()))
 
     def drain(self, max_events: int | None = None) -> list[Event]:
-        """Every event that arrived for submitted jobs, oldest first; never blocks."""
+        """Every event that arrived for submitted jobs (in arrival order per job); never blocks."""
         out = []
         with self._lock:
             while self._orphans:
@@ -297,7 +297,10 @@ class Client:
     def _wake(self):
         with self._wake_lock:
             if not self._ctx.closed:
-                self._wake_out.send(b"", zmq.NOBLOCK)
+                try:
+                    self._wake_out.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the I/O thread already has wake-ups waiting
 
     def _request(self, kind, content) -> Event:
         rid = self._new_id()
@@ -319,7 +322,7 @@ class Client:
                     self._lock.wait_for(lambda: self._pending.get(rid) or rid not in self._pending or self._closed,
                                         timeout=self.timeout + 1.0)
                     events = self._pending.get(rid)
-                    if self._closed and not events:
+                    if (self._closed or not self._thread.is_alive()) and not events:
                         raise ClientError("server_lost", "the client was closed")
                     if not events:
                         continue
@@ -389,9 +392,9 @@ class Client:
                     self._fail_all("timeout", f"no answer from the OSM-Net server at {self.address} for "
                                    f"{self.timeout:g} s; is `osmnet serve` running there?")
                     self._waiting_since = now
-        except zmq.ZMQError:
+        except Exception as e:  # the socket broke: nothing may wait forever on this client
             if not self._closed:
-                self._fail_all("server_lost", "the client's connection broke; create a new Client")
+                self._fail_all("server_lost", f"the client's connection broke ({e}); create a new Client")
 
     def _receive(self):
         while True:
