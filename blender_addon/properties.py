@@ -127,8 +127,9 @@ class OSMNET_Settings(bpy.types.PropertyGroup):
     active_take: IntProperty(name="Active Take", default=-1, update=_active_take_changed)
     portrait_path: StringProperty(name="Portrait", subtype='FILE_PATH',
                                   description="Photo of a face that the backend animates with the selected take")
-    render_size: IntProperty(name="Size", default=256, min=64, max=1024,
-                             description="Width and height of the rendered 2D frames")
+    render_size: EnumProperty(
+        name="Size", items=[(str(n), f"{n} px", f"Render {n}x{n} frames") for n in (128, 256, 384, 512, 768, 1024)],
+        default="256", description="Width and height of the rendered 2D frames (sizes the renderer supports)")
     frames_dir: StringProperty(name="Frames Folder", subtype='DIR_PATH', default="//osmnet_frames/",
                                description="Where rendered 2D frames are written")
     preview_path: StringProperty(name="Preview File", subtype='FILE_PATH', default="//osmnet_preview.mp4",

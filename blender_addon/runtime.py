@@ -193,7 +193,7 @@ def start_render(context) -> str:
     values, fps = takes.read_values(take)
     folder = strips.frames_folder(context, take.name)
     job = _submit(context, "render", f"Rendering {take.name}",
-                  lambda c: c.submit_render((values, fps), image, size=s.render_size),
+                  lambda c: c.submit_render((values, fps), image, size=int(s.render_size)),
                   start_frame=take.start_frame, folder=str(folder), take_name=take.name, fps=fps)
     job.frames = values.shape[0]
     return job.id

@@ -13,7 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import runtime  # noqa: E402
+from blender_addon import compat, runtime, takes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_generate_streams_takes_into_actions(server, scene, tmp_path):
     a, b = (runtime_values(t) for t in s.takes)
     assert not np.allclose(a, b)  # two different takes
     # the speech is on the timeline where the takes start
-    sound = [st_ for st_ in scene.sequence_editor.sequences_all if st_.type == 'SOUND']
+    sound = [st_ for st_ in compat.sequencer_strips(scene) if st_.type == 'SOUND']
     assert len(sound) == 1 and sound[0].frame_final_start == 10
     # selecting the second take makes the face play it
     s.active_take = 1
@@ -76,14 +76,10 @@ def test_generate_streams_takes_into_actions(server, scene, tmp_path):
 
 
 def runtime_values(item):
-    from blender_addon import takes
-
     return takes.read_values(item)[0]
 
 
 def _fcurves(action):
-    from blender_addon import compat
-
     return list(compat.iter_fcurves(action))
 
 
@@ -170,3 +166,51 @@ def test_local_backend_started_and_stopped_from_blender(checkpoint, scene):
     finally:
         bpy.ops.osmnet.backend_stop()
     assert not runtime.backend_running()
+
+
+def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_path):
+    portrait = ui_support.SHARED_AUDIO.parent / "faces" / "makeittalk_anne.jpg"
+    if not portrait.is_file():
+        pytest.skip(f"shared portrait {portrait} not found")
+    prefs = _prefs()
+    prefs.backend_address, prefs.timeout = server.address, 30.0
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=0.8))
+    s.takes_count, s.timing, s.custom_frame = 1, 'CUSTOM', 4
+    bpy.ops.osmnet.generate()
+    assert ui_support.drain_until(_job_ended, 120)
+    s.active_take = 0
+    s.portrait_path, s.render_size, s.frames_dir = str(portrait), '128', str(tmp_path / "frames")
+    assert bpy.ops.osmnet.render_frames() == {'FINISHED'}
+    assert ui_support.drain_until(_job_ended, 300)
+    st = bpy.context.window_manager.osmnet_status
+    assert st.level == 'INFO' and "Rendered 20 frames" in st.text, st.text
+    pngs = sorted((tmp_path / "frames").glob("*/frame_*.png"))
+    assert len(pngs) == 20
+    strip = compat.sequencer_strips(scene).get(f"{s.takes[0].name} 2D")
+    assert strip is not None and strip.type == 'IMAGE'
+    assert strip.frame_final_start == 4 and strip.frame_final_duration == 20  # same frames as the take
+    img = bpy.data.images.load(str(pngs[10]))
+    assert tuple(img.size) == (128, 128)
+    px = np.empty(128 * 128 * 4, np.float32)
+    img.pixels.foreach_get(px)
+    assert px.reshape(-1, 4)[:, :3].std() > 0.05  # a picture, not a blank frame
+
+
+def test_a_bad_portrait_is_reported_by_the_backend(server, scene, tmp_path):
+    prefs = _prefs()
+    prefs.backend_address, prefs.timeout = server.address, 30.0
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=0.5))
+    s.takes_count = 1
+    bpy.ops.osmnet.generate()
+    assert ui_support.drain_until(_job_ended, 120)
+    s.active_take = 0
+    blank = tmp_path / "blank.png"
+    from blender_addon import strips
+    strips.write_png(blank, np.full((128, 128, 3), 200, np.uint8))
+    s.portrait_path = str(blank)
+    bpy.ops.osmnet.render_frames()
+    assert ui_support.drain_until(_job_ended, 120)
+    st = bpy.context.window_manager.osmnet_status
+    assert st.level == 'ERROR' and "face" in st.text.lower(), st.text

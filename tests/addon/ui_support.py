@@ -17,6 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_PYTHON = Path(os.environ.get("OSMNET_MAIN_PYTHON", ROOT / ".venv" / "bin" / "python"))
 SHARED_AUDIO = ROOT.parent / "shared" / "data" / "audio"
+FACE_MODEL = ROOT.parent / "shared" / "models" / "face_landmarker.task"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -114,6 +115,14 @@ def checkpoint_for_e2e(tmp_dir) -> str | None:
     return res.stdout.strip() or None
 
 
+def server_env() -> dict:
+    """The environment a person's backend runs in: the MediaPipe model for portraits, one thread."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    if FACE_MODEL.is_file():
+        env.setdefault("OSMNET_FACE_LANDMARKER", str(FACE_MODEL))
+    return env
+
+
 class Serve:
     """`osmnet serve` from the main venv on a loopback port, ready when it says "listening on"."""
 
@@ -123,7 +132,7 @@ class Serve:
             args += ["--checkpoint", checkpoint]
         self.address = f"tcp://127.0.0.1:{port}"
         self.p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+                                  env=server_env())
         self.lines: list[str] = []
         ready = threading.Event()
 
