@@ -179,6 +179,16 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
     return _stream(job, head, weights, start, stop, batch)
 
 
+_GAZE = [[ARKIT_NAMES.index(f"eyeLook{d}{side}") for d in ("In", "Out", "Up", "Down")]
+         for side in ("Right", "Left")]  # the subject's right eye is EYES[0]
+
+
+def _gaze(weights: np.ndarray) -> np.ndarray:
+    """(B, 52) relative weights -> (B, 2 eyes, [in - out, up - down])."""
+    g = weights[:, _GAZE]  # (B, 2, 4)
+    return np.stack([g[..., 0] - g[..., 1], g[..., 2] - g[..., 3]], axis=-1).astype(np.float32)
+
+
 def _stream(job: "_Batcher", head, weights, start: int, stop: int, batch: int):
     for a in range(start, stop, batch):
         b = min(a + batch, stop)
@@ -202,7 +212,7 @@ class _Batcher:
         """head (B, 6), weights (B, 52) relative to the photo -> uint8 frames (B, S, S, 3)."""
         poser, size, raster = self.poser, self.size, self.raster
         expr = torch.as_tensor(self.basis.apply(weights) - self.rest, device=self.device)
-        verts = poser.pose(head, expr)  # (B, N, 3) crop-normalised
+        verts = poser.pose(head, expr, torch.as_tensor(_gaze(weights), device=self.device))  # (B, N, 3)
         tri, bary = warp.rasterize(verts[..., :2] * raster, verts[..., 2], poser.tris, raster, raster)
         src = warp.interpolate(tri, bary, poser.tris, poser.texture(head))
         flow = torch.where((tri >= 0).unsqueeze(-1), src - self.ident_r, torch.zeros_like(src))

@@ -32,6 +32,11 @@ EYES = (  # (upper arc, lower arc): the subject's right eye (image left), then l
 )
 FACE, MOUTH, EYE_R, EYE_L, LID_R, LID_L, OUTER = range(7)
 N_FACE = 468
+IRIS = (468, 473)  # iris-centre landmarks of the 478-point model (matched to the eyes by distance)
+N_CORE = N_FACE + 2  # face mesh + one pupil vertex per eye (the centre of the eye's triangle fan)
+GAZE_ACROSS = 0.2  # pupil travel at eyeLookIn/Out = 1, as a share of the eye's width
+GAZE_UP = 0.3  # ... at eyeLookUp/Down = 1, as a share of the eye's opening
+GAZE_LIMIT = (0.28, 0.35)  # the pupil never leaves the eye
 FLIP = np.diag([1.0, -1.0, -1.0])  # camera axes (y up, z to viewer) <-> image axes (y down, z away)
 
 # Ring geometry: radial scale of the face oval (top of the head gets more room for hair).
@@ -125,6 +130,34 @@ def _ray_to_hull(c: np.ndarray, d: np.ndarray, points: np.ndarray) -> np.ndarray
     return t.min(axis=1)
 
 
+def _pupils(lm: np.ndarray) -> np.ndarray:
+    """(2, 3) pupil position per eye: the iris landmark when it lies in the eye, else its centre."""
+    from matplotlib.path import Path
+
+    out = []
+    for upper, lower in EYES:
+        loop = list(upper) + list(lower[-2:0:-1])
+        centre = lm[loop].mean(0)
+        irises = [lm[i] for i in IRIS if i < len(lm)]
+        best = min(irises, key=lambda p: np.linalg.norm(p[:2] - centre[:2]), default=centre)
+        inside = Path(lm[loop, :2]).contains_point(best[:2])
+        out.append(np.array([best[0], best[1], centre[2]]) if inside else centre)
+    return np.stack(out)
+
+
+def _eye_fans(tris: np.ndarray, region: np.ndarray):
+    """Replace each eye's lid-to-lid strip by a fan around its pupil vertex (so gaze can move it)."""
+    keep = ~np.isin(region, (EYE_R, EYE_L))
+    fans, labels = [], []
+    for k, (upper, lower) in enumerate(EYES):
+        loop = list(upper) + list(lower[-2:0:-1])
+        for i in range(len(loop)):
+            fans.append((N_FACE + k, loop[i], loop[(i + 1) % len(loop)]))
+            labels.append(EYE_R + k)
+    return (np.concatenate([tris[keep], np.asarray(fans, np.int64)]),
+            np.concatenate([region[keep], np.asarray(labels, np.int64)]))
+
+
 def _face_regions(mesh_tris: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Region label per face triangle and the (N_FACE, 3) mouth/lid attributes."""
     region = np.full(len(mesh_tris), FACE, np.int64)
@@ -182,12 +215,15 @@ def _hidden_fill(src2d: np.ndarray, tris: np.ndarray, iters: int = 300) -> np.nd
 def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
               mesh_tris: np.ndarray, n_ring: int | None = None) -> Rig:
     """Rig from the photo's landmarks (478 or 468, 3; crop-normalised) and their canonical lift."""
-    src_face = np.asarray(landmarks, np.float64)[:N_FACE]
+    lm = np.asarray(landmarks, np.float64)
+    src_face = lm[:N_FACE]
     canon_face = np.asarray(canonical, np.float64)[:N_FACE]
     s, R_img, t = fit_similarity(canon_face, src_face)
     rot = FLIP @ R_img  # canonical -> camera
     tris = np.asarray(mesh_tris, np.int64)
     region, face_attrs = _face_regions(tris, canon_face)
+    pupils = _pupils(lm)
+    tris, region = _eye_fans(tris, region)
 
     oval = _oval_loop(tris)
     o = src_face[oval]
@@ -213,13 +249,13 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
     # Lift ring points into canonical space so they can follow the head rigidly.
     inv = lambda p: (p - t) @ R_img / s  # noqa: E731  (R_img^T (p - t) / s, row form)
     n = len(oval)
-    idx_in = np.arange(N_FACE, N_FACE + n)
+    idx_in = np.arange(N_CORE, N_CORE + n)
     idx_out = idx_in + n
     idx_border = idx_out + n
-    src = np.concatenate([src_face, ring_in, ring_out, border]).astype(np.float32)
-    canon = np.concatenate([canon_face, inv(ring_in), inv(ring_out), inv(border)]).astype(np.float32)
+    src = np.concatenate([src_face, pupils, ring_in, ring_out, border]).astype(np.float32)
+    canon = np.concatenate([canon_face, inv(pupils), inv(ring_in), inv(ring_out), inv(border)]).astype(np.float32)
     up1 = up[:, 0]
-    follow = np.concatenate([np.ones(N_FACE),
+    follow = np.concatenate([np.ones(N_CORE),
                              INNER_FOLLOW[0] + up1 * (INNER_FOLLOW[1] - INNER_FOLLOW[0]),
                              OUTER_FOLLOW[0] + up1 * (OUTER_FOLLOW[1] - OUTER_FOLLOW[0]),
                              np.zeros(n)]).astype(np.float32)
@@ -227,9 +263,9 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
                  + _strip(list(idx_out), list(idx_border)))
     all_tris = np.concatenate([tris, np.asarray(ring_tris, np.int64)])
     all_region = np.concatenate([region, np.full(len(ring_tris), OUTER, np.int64)])
-    attrs = np.concatenate([face_attrs, np.zeros((3 * n, 3), np.float32)])
+    attrs = np.concatenate([face_attrs, np.zeros((2 + 3 * n, 3), np.float32)])
     dist = float(-matrix[2, 3]) if matrix is not None and matrix[2, 3] < -1e-3 else 50.0
-    tex = np.concatenate([_hidden_fill(src_face[:, :2], tris), src[N_FACE:, :2]]).astype(np.float32)
+    tex = np.concatenate([_hidden_fill(src[:N_CORE, :2], tris), src[N_CORE:, :2]]).astype(np.float32)
     return Rig(src, tex, canon, follow, all_tris, all_region, attrs, s, rot, t, dist)
 
 
@@ -270,8 +306,9 @@ class RigPoser:
         w = torch.as_tensor(np.clip(turn / TURN_FULL_FILL, 0.0, 1.0), dtype=torch.float32, device=self.device)
         return self.src[:, :2] + w.view(-1, 1, 1) * self.tex_turn
 
-    def pose(self, head: np.ndarray, expr: torch.Tensor | None) -> torch.Tensor:
-        """head (B, 6) [pitch, yaw, roll rad, x, y, z m] relative to the photo; expr (B, 468, 3) cm.
+    def pose(self, head: np.ndarray, expr: torch.Tensor | None, gaze: torch.Tensor | None = None) -> torch.Tensor:
+        """head (B, 6) [pitch, yaw, roll rad, x, y, z m] relative to the photo; expr (B, 468, 3) cm;
+        gaze (B, 2 eyes, [in - out, up - down]) for the subject's right then left eye.
 
         Returns target vertex positions (B, N, 3) in crop-normalised image units.
         """
@@ -288,4 +325,35 @@ class RigPoser:
         if expr is not None:
             X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
         moved = scale * (X @ rot_img.transpose(1, 2)) + trans
-        return self.src + (moved - self.base) * self.follow.view(1, -1, 1)
+        verts = self.src + (moved - self.base) * self.follow.view(1, -1, 1)
+        return self._place_pupils(verts, gaze)
+
+    def _eye_frame(self, v: torch.Tensor, k: int):
+        """Origin, across/up unit vectors, width and opening of eye k in (B, N, 3) vertices."""
+        upper, lower = EYES[k]
+        outer, inner = v[:, upper[0], :2], v[:, upper[-1], :2]
+        top, bottom = v[:, upper[len(upper) // 2], :2], v[:, lower[len(lower) // 2], :2]
+        across = inner - outer
+        width = across.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        e = across / width
+        u = torch.stack([e[:, 1], -e[:, 0]], dim=-1)
+        u = u * torch.sign(((top - bottom) * u).sum(-1, keepdim=True) + 1e-9)  # towards the upper lid
+        opening = ((top - bottom) * u).sum(-1, keepdim=True).clamp_min(0)
+        return (top + bottom) / 2, e, u, width, opening
+
+    def _place_pupils(self, v: torch.Tensor, gaze: torch.Tensor | None) -> torch.Tensor:
+        """Put each pupil where it sits in the photo's eye (in eye coordinates), moved by gaze;
+        a closing eye carries it along (it never ends up outside the lids)."""
+        v = v.clone()
+        src = self.src.unsqueeze(0)
+        for k in range(2):
+            o0, e0, u0, w0, h0 = self._eye_frame(src, k)
+            p0 = src[:, N_FACE + k, :2] - o0
+            a = (p0 * e0).sum(-1, keepdim=True) / w0
+            b = (p0 * u0).sum(-1, keepdim=True) / h0.clamp_min(1e-6)
+            if gaze is not None:
+                a = (a + GAZE_ACROSS * gaze[:, k, :1]).clamp(-GAZE_LIMIT[0], GAZE_LIMIT[0])
+                b = (b + GAZE_UP * gaze[:, k, 1:]).clamp(-GAZE_LIMIT[1], GAZE_LIMIT[1])
+            o, e, u, w, h = self._eye_frame(v, k)
+            v[:, N_FACE + k, :2] = o + a * w * e + b * h * u
+        return v

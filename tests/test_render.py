@@ -195,6 +195,21 @@ def test_open_jaw_paints_a_dark_mouth_and_closed_eyes_hide_the_eye(portrait, bas
     assert (closed[eye].mean(-1) < 70).mean() < (photo[eye].mean(-1) < 70).mean()
 
 
+def test_gaze_moves_the_pupils_towards_where_the_eyes_look(portrait, basis):
+    from osmnet.rig import EYES
+
+    def pupil_x(im, k):  # centroid of the darkest pixels in eye k
+        rows, cols = _box(portrait, EYES[k][0] + EYES[k][1], pad=0)
+        patch = im[rows, cols].mean(-1)
+        ys, xs = np.nonzero(patch <= np.percentile(patch, 15))
+        return xs.mean()
+
+    right = _one(portrait, basis, eyeLookInRight=1.0, eyeLookOutLeft=1.0)  # both look to image right
+    left = _one(portrait, basis, eyeLookOutRight=1.0, eyeLookInLeft=1.0)
+    for k in range(2):
+        assert pupil_x(right, k) > pupil_x(left, k) + 2  # pixels at 256²
+
+
 def test_head_yaw_moves_the_face_but_not_the_photo_corners(portrait, basis):
     photo = portrait.image_at(256).astype(float)
     turned = _one(portrait, basis, headYaw=0.3)
