@@ -22,7 +22,7 @@ FORMAT = "osmnet-checkpoint"
 VERSION = 1
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "osmnet.pt"
-NORM_KEYS = ("feat_mean", "feat_std", "silence", "pose_std")
+NORM_KEYS = ("feat_mean", "feat_std", "silence", "pose_std", "offset_default")
 
 
 class CheckpointError(ValueError):

@@ -17,11 +17,12 @@ class AudioConfig:
     """Audio encoder: per-frame features -> hidden, each frame seeing a window of audio."""
 
     feature_dim: int = 0  # set from the dataset (osmnet.audio.FEATURE_DIM)
-    hidden: int = 96
+    hidden: int = 64
     # Residual kernel-3 convolutions; each adds `d` frames of context on each side, so the
-    # window is +-sum(dilations) frames (8 -> +-0.32 s at 25 fps).
-    dilations: tuple = (1, 2, 4, 1)
-    dropout: float = 0.1
+    # window is +-sum(dilations) frames (15 -> +-0.6 s at 25 fps).
+    dilations: tuple = (1, 2, 4, 8)
+    dropout: float = 0.3
+    utterance_norm: bool = False  # subtract each recording's mean feature (see trainset.utterance_offset)
 
     @property
     def context(self) -> int:
@@ -36,7 +37,7 @@ class ExpressionConfig:
     mouth_weight: float = 4.0  # extra weight on mouth vertices (found from the basis itself)
     weight_loss: float = 1.0  # direct L1 to the tracked weights (keeps ARKit scale)
     eye_weight: float = 0.1  # blinks and gaze are sampled, not predicted from audio
-    lip_corr_weight: float = 0.5  # 1 - Pearson r per window on the lip channels: follow the motion, not the mean
+    lip_corr_weight: float = 1.5  # 1 - Pearson r per window on the lip channels: follow the motion, not the mean
 
 
 @dataclass
@@ -46,7 +47,7 @@ class MotionConfig:
     clip_frames: int = 32  # one clip = 1.28 s at 25 fps
     bases: int = 12  # K: coefficients of a point in the motion space
     feature: int = 48  # dimension of each basis vector (a clip-level motion feature)
-    hidden: int = 96
+    hidden: int = 64
     prev_frames: int = 2  # end of the previous clip the decoder is conditioned on
     kl_weight: float = 0.02  # KL(encoder posterior || audio-mapped range)
     velocity_weight: float = 2.0
@@ -57,11 +58,12 @@ class MotionConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
+    epochs: int = 100  # measured: dev lip r peaks around 70-100 epochs, 200 is worse
     batch: int = 16
     window: int = 64  # frames per expression training window (plus audio context)
     lr: float = 2e-3
-    weight_decay: float = 1e-4
+    ema: float = 0.99  # per-step decay of the weight average that is evaluated and saved (0 = off)
+    weight_decay: float = 0.01
     seed: int = 0
     threads: int = 1  # the machine is shared; 2 OpenMP threads under contention were ~10x slower
     dev_every: int = 5  # epochs between dev evaluations (best dev loss is kept)
@@ -69,8 +71,8 @@ class TrainConfig:
     dev_speakers: tuple = ()
     dev_fraction: float = 0.2
     use_motion_only: bool = True
-    freq_mask: int = 12  # up to this many adjacent mel bands hidden per window (0 = off)
-    gain_augment: float = 1.5  # +- natural-log units of random recording level (about +-13 dB)
+    freq_mask: int = 20  # up to this many adjacent mel bands hidden per window (0 = off)
+    gain_augment: float = 2.0  # +- natural-log units of random recording level (about +-13 dB)
 
 
 @dataclass

@@ -60,7 +60,7 @@ def fit(videos: list[np.ndarray], fps: float = 25.0) -> dict:
         gaze_means.append(g.mean(0))
         gaze_centered.append(g - g.mean(0))
     if blinks:
-        template = np.mean(blinks, 0)
+        template = np.maximum(np.mean(blinks, 0), 0.0)  # the lid never opens wider than at rest
         template /= max(1e-6, template[HALF].mean())
         amp = (float(np.mean(heights)), float(np.std(heights)))
     else:  # a generic symmetric blink shape

@@ -25,6 +25,7 @@ N_CH = len(ALL_CHANNELS)
 N_HEAD = len(HEAD_CHANNELS)
 BLOCK_CLIPS = 4
 MARGIN = 2  # feature frames of extra wave on each side (features see +-40 ms)
+SEGMENTS, SEG_FRAMES = 24, 10  # pieces of the file that estimate its mean feature
 
 
 class GenerateError(ValueError):
@@ -111,7 +112,7 @@ class Generator:
         return cls(ck, device, name)
 
     # ---- pieces ---------------------------------------------------------------------------
-    def _features(self, wave, f0: int, f1: int) -> torch.Tensor:
+    def _features(self, wave, f0: int, f1: int, offset: np.ndarray) -> torch.Tensor:
         """Normalized features of model frames [f0, f1) (may reach outside the audio: silence).
         `wave` is a 16 kHz wave, or a FeatureArray of precomputed features (evaluation)."""
         if isinstance(wave, FeatureArray):
@@ -125,14 +126,42 @@ class Generator:
             if hi > lo:
                 seg[lo - a:hi - a] = wave[lo:hi]
             f = audio_features(seg, SR, self.fps_model)[MARGIN:MARGIN + f1 - f0]
-        f = (f - self.feat_mean) / self.feat_std
+        f = (f - offset - self.feat_mean) / self.feat_std
         return torch.as_tensor(f[None], dtype=torch.float32, device=self.device)
+
+    def _utterance_offset(self, wave) -> np.ndarray:
+        """The recording's mean feature (see trainset.utterance_offset). For a wave it is estimated
+        from SEGMENTS short pieces spread evenly over the file, so long audio costs one small extra
+        pass instead of two full ones; dataset features use their exact mean."""
+        from osmnet.trainset import utterance_offset
+
+        default = self.ckpt.norms["offset_default"]
+        if not self.cfg.audio.utterance_norm or isinstance(wave, FeatureArray):
+            return utterance_offset(wave.feats if isinstance(wave, FeatureArray) else np.zeros((1, len(default))),
+                                    self.cfg, default)
+        from osmnet.audio import audio_features, n_frames
+
+        T = n_frames(len(wave), SR, self.fps_model)
+        n_seg = max(1, min(SEGMENTS, T // SEG_FRAMES))
+        starts = np.linspace(0, max(0, T - SEG_FRAMES), n_seg).astype(int)
+        pieces = []
+        for s0 in starts:  # each piece carries MARGIN frames of wave on both sides, dropped after
+            a, b = (s0 - MARGIN) * self.hop, (s0 + SEG_FRAMES + MARGIN) * self.hop
+            seg = np.zeros(b - a, np.float32)
+            lo, hi = max(a, 0), min(b, len(wave))
+            seg[lo - a:hi - a] = wave[lo:hi]
+            pieces.append(seg)
+        f = audio_features(np.concatenate(pieces), SR, self.fps_model)
+        per = SEG_FRAMES + 2 * MARGIN
+        keep = np.concatenate([np.arange(i * per + MARGIN, i * per + MARGIN + min(SEG_FRAMES, T)) for i in range(n_seg)])
+        return utterance_offset(f[keep], self.cfg, default)
 
     def _blocks(self, wave, f_start, f_end, takes, seed, diversity, intensity, prev=None):
         """Yield (f0, values (takes, n, 58)) for model frames [f_start, f_end) block by block."""
         m, ctx = self.cfg.motion, self.cfg.audio.context
         L, P = m.clip_frames, m.prev_frames
         scale = self.pose_std / max(intensity, 1e-6)  # conditioning lives in the unscaled space
+        offset = self._utterance_offset(wave)
         rngs = [np.random.default_rng([seed, k, 0]) for k in range(takes)]
         eye_s = [eyes.EyeSampler(self.ckpt.eyes, np.random.default_rng([seed, k, 1])) for k in range(takes)]
         if prev is None:
@@ -146,7 +175,7 @@ class Generator:
             n_clips = -(-min(step, f_end - f0) // L)
             span = n_clips * L
             with torch.inference_mode():
-                hidden = self.model.audio(self._features(wave, f0 - ctx, f0 + span + ctx))
+                hidden = self.model.audio(self._features(wave, f0 - ctx, f0 + span + ctx, offset))
                 expr = self.model.expression(hidden)[0].cpu().numpy()
                 clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
                 mu, std = self.model.mapper(clips_h)

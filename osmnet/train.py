@@ -101,8 +101,12 @@ def calibrate_range(ck, videos, takes: int = 2) -> dict:
         r = [np.mean([rot_std(t.array()) for t in gen.generate(FeatureArray(v.audio), takes=takes, seed=0)])
              / max(1e-9, rot_std(v.pose)) for v in vids]
         ratios[scale] = float(np.median(r))
-    best = min(SCALES, key=lambda s: abs(math.log(max(ratios[s], 1e-6))))
-    return {"range_scale": best, "train_std_ratio": {str(k): round(v, 3) for k, v in ratios.items()}}
+    r = np.log(np.maximum([ratios[s] for s in SCALES], 1e-6))
+    if np.all(np.diff(r) > 0) and r[0] <= 0 <= r[-1]:  # the ratio grows with the scale: interpolate to 1
+        best = float(np.interp(0.0, r, SCALES))
+    else:
+        best = min(SCALES, key=lambda s: abs(math.log(max(ratios[s], 1e-6))))
+    return {"range_scale": round(best, 3), "train_std_ratio": {str(k): round(v, 3) for k, v in ratios.items()}}
 
 
 def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed: int | None = None,
@@ -130,7 +134,7 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
     train_v, dev_v = split_speakers(videos, cfg)
     cfg.audio.feature_dim = FEATURE_DIM
     silence = audio_features(np.zeros(16000, np.float32), 16000, cfg.fps)[2:-2].mean(0)
-    norms = compute_norms(train_v, silence)
+    norms = compute_norms(train_v, silence, cfg)
     tw, dw = Windows(train_v, norms, cfg), Windows(dev_v, norms, cfg)
     vertex_w, channel_w = loss_weights(basis, cfg)
     tw.set_landmark_terms(basis, vertex_w)
@@ -151,6 +155,8 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, s / total)))))
     best, best_state, history = None, None, []
     bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=rank != 0)
+    params = list(net.model.parameters())
+    ema = [p.detach().clone() for p in params]
     for epoch in range(1, cfg.train.epochs + 1):
         for _ in range(per_epoch):
             loss, logs = step_net(_tensors(tw.expression_batch(rng, cfg.train.batch), device),
@@ -159,15 +165,25 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
+            with torch.no_grad():  # exponential moving average of the weights: what gets evaluated and saved
+                for e, p in zip(ema, params):
+                    e.lerp_(p.detach(), 1.0 - cfg.train.ema)
             sched.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if epoch % cfg.train.dev_every == 0 or epoch == cfg.train.epochs:
+            live = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for p, e in zip(params, ema):
+                    p.copy_(e)
             m = dev_metrics(net, dw, device)
             history.append({"epoch": epoch, **m})
             if best is None or m["loss"] < best["loss"]:
                 best = {"epoch": epoch, **m}
                 best_state = {k: v.detach().cpu().clone() for k, v in net.model.state_dict().items()}
+            with torch.no_grad():
+                for p, x in zip(params, live):
+                    p.copy_(x)
     bar.close()
     info = {
         "command": command, "dataset": str(data), "seed": cfg.train.seed, "world_size": world,

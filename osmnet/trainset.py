@@ -8,6 +8,7 @@ runs), chosen among speakers with audio so dev metrics always exist.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,30 @@ def split_speakers(videos: list[Video], cfg: Config) -> tuple[list[Video], list[
     return [v for v in videos if v.speaker not in dev], [v for v in videos if v.speaker in dev]
 
 
-def compute_norms(train: list[Video], silence_features: np.ndarray) -> dict:
-    feats = np.concatenate([v.audio for v in train if v.audio is not None])
+SPEECH_LOG_ENERGY = math.log(10 ** (-45 / 10))  # frames louder than -45 dBFS count as sound
+ENERGY_DIM = 320  # log-energy in osmnet.audio's layout
+
+
+def utterance_offset(audio: np.ndarray, cfg: Config, default=None) -> np.ndarray:
+    """What is subtracted from every feature frame of one recording: with `audio.utterance_norm`
+    the mean of its sounding frames (removes microphone, room and level; measured to matter on
+    dev speakers). A recording with almost no sound gets `default` (the typical speech offset),
+    so silence stays silence instead of being scaled up to look like speech."""
+    if not cfg.audio.utterance_norm:
+        return np.zeros(audio.shape[1], np.float32)
+    loud = audio[:, ENERGY_DIM] > SPEECH_LOG_ENERGY
+    if loud.sum() < 10:
+        return np.asarray(default if default is not None else audio.mean(0), np.float32)
+    return audio[loud].mean(0).astype(np.float32)
+
+
+def compute_norms(train: list[Video], silence_features: np.ndarray, cfg: Config) -> dict:
+    feats = np.concatenate([v.audio - utterance_offset(v.audio, cfg) for v in train if v.audio is not None])
     mean, std = feats.mean(0), feats.std(0) + 1e-5
     pose = np.concatenate([v.pose for v in train])
+    offsets = [utterance_offset(v.audio, cfg) for v in train if v.audio is not None]
     return {"feat_mean": mean, "feat_std": std, "silence": silence_features.astype(np.float32),
-            "pose_std": pose.std(0) + 1e-6}
+            "pose_std": pose.std(0) + 1e-6, "offset_default": np.mean(offsets, 0).astype(np.float32)}
 
 
 class Windows:
@@ -113,13 +132,17 @@ class Windows:
     def __init__(self, videos: list[Video], norms: dict, cfg: Config):
         self.cfg, self.ctx = cfg, cfg.audio.context
         fm, fs = norms["feat_mean"], norms["feat_std"]
-        sil = (norms["silence"] - fm) / fs
-        pad = np.repeat(sil[None], self.ctx + cfg.motion.clip_frames, 0).astype(np.float32)
+        self.pad = self.ctx + cfg.motion.clip_frames
         self.videos = videos
-        self.feats = [None if v.audio is None else np.concatenate([pad, (v.audio - fm) / fs, pad]).astype(np.float32)
-                      for v in videos]
+        self.feats = []
+        for v in videos:
+            if v.audio is None:
+                self.feats.append(None)
+                continue
+            off = utterance_offset(v.audio, cfg, norms["offset_default"])
+            pad = np.repeat(((norms["silence"] - off - fm) / fs)[None], self.pad, 0)
+            self.feats.append(np.concatenate([pad, (v.audio - off - fm) / fs, pad]).astype(np.float32))
         self.pose = [(v.pose / norms["pose_std"]).astype(np.float32) for v in videos]
-        self.pad = len(pad)
         level = np.zeros(cfg.audio.feature_dim, np.float32)
         level[:min(cfg.audio.feature_dim, LEVEL_DIMS)] = 1.0  # log-mel bands and log-energy (osmnet.audio)
         self.level_dir = (level / fs).astype(np.float32)
@@ -155,11 +178,11 @@ class Windows:
     def _gain(self, feats, rng):
         """Random recording level per window (log-mel and log-energy shift together): the model
         should hear speech, not the microphone gain of one clip."""
-        g = self.cfg.train.gain_augment
-        if rng is None or g <= 0:
+        if rng is None:
             return feats
-        shift = rng.uniform(-g, g, (len(feats), 1, 1)).astype(np.float32)
-        feats = feats + shift * self.level_dir
+        g = 0.0 if self.cfg.audio.utterance_norm else self.cfg.train.gain_augment  # a constant level is removed anyway
+        if g > 0:
+            feats = feats + rng.uniform(-g, g, (len(feats), 1, 1)).astype(np.float32) * self.level_dir
         bands = self.cfg.train.freq_mask
         if bands > 0:  # SpecAugment-style: hide a random run of mel bands (in all 4 sub-frames)
             mel = feats[:, :, :320].reshape(len(feats), feats.shape[1], 4, 80)

@@ -102,7 +102,8 @@ def test_losses_are_finite_and_give_gradients_to_both_branches():
 
 def _ckpt(cfg):
     model = OSMNet(cfg)
-    norms = {"feat_mean": np.zeros(11), "feat_std": np.ones(11), "silence": np.zeros(11), "pose_std": np.ones(6)}
+    norms = {"feat_mean": np.zeros(11), "feat_std": np.ones(11), "silence": np.zeros(11), "pose_std": np.ones(6),
+             "offset_default": np.zeros(11)}
     return checkpoint.Checkpoint(cfg, model.state_dict(), norms, {"blink_rate": 0.3}, {"command": "test"})
 
 
