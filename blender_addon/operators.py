@@ -297,8 +297,12 @@ class OSMNET_OT_preview_head(bpy.types.Operator):
     bl_options = {'REGISTER', 'UNDO'}
 
     def execute(self, context):
-        obj = takes.create_preview_head(context)
-        self.report({'INFO'}, f"Created {obj.name}")
+        try:
+            obj = takes.create_preview_head(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Created {obj.name}; takes now play on it")
         return {'FINISHED'}
 
 

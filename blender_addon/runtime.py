@@ -9,12 +9,10 @@ and status text. Every failure ends up in the status line (window_manager.osmnet
 from __future__ import annotations
 
 import os
-import queue
 import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -52,8 +50,8 @@ class _State:
         self.process_log = ""
         self.jobs: dict[str, Job] = {}
         self.outcomes: dict[str, tuple[str, str]] = {}
-        self.hello_results: queue.Queue = queue.Queue()
         self.timer_registered = False
+        self.tick = None
 
 
 _state = _State()
@@ -111,7 +109,7 @@ def close_client():
 
 
 def _submit(context, kind: str, label: str, send, **fields) -> Job:
-    if busy():
+    if busy() and kind != "hello":
         raise UserError("A job is already running; wait for it or cancel it (Esc)")
     try:
         job_id = send(client(context))
@@ -126,19 +124,9 @@ def _submit(context, kind: str, label: str, send, **fields) -> Job:
 
 
 def start_hello(context) -> str:
-    """Ask the backend who it is, on a thread (hello blocks up to the timeout)."""
-    c = client(context)
-    job = Job(f"hello-{time.monotonic_ns()}", "hello", context.scene.name, "Checking connection")
-    _state.jobs[job.id] = job
-
-    def ask():
-        try:
-            _state.hello_results.put((job.id, c.hello(), None))
-        except Exception as e:
-            _state.hello_results.put((job.id, None, e))
-
-    threading.Thread(target=ask, daemon=True, name="osmnet-hello").start()
-    set_status(f"Contacting {c.address} ...", "INFO", context)
+    """Ask the backend who it is; the answer (or the timeout) arrives through drain()."""
+    job = _submit(context, "hello", "Checking connection", lambda c: c.submit_hello())
+    set_status(f"Contacting {backend_address(context)} ...", "INFO", context)
     return job.id
 
 
@@ -216,11 +204,6 @@ def cancel(context=None, job_id: str | None = None):
 def drain(context=None) -> bool:
     """Apply every event that arrived; returns True while jobs are still running. Never blocks."""
     context = context or bpy.context
-    while not _state.hello_results.empty():
-        job_id, info, err = _state.hello_results.get()
-        job = _state.jobs.get(job_id)
-        if job is not None:
-            _on_hello(job, info, err, context)
     if _state.client is not None:
         for ev in _state.client.drain():
             job = _state.jobs.get(ev.job)
@@ -236,12 +219,8 @@ def drain(context=None) -> bool:
     return bool(_state.jobs)
 
 
-def _on_hello(job, info, err, context):
+def _on_welcome(job, info: dict, context):
     st = _status(context)
-    if err is not None:
-        st.model = ""
-        _finish(job, "ERROR", f"Backend unreachable: {getattr(err, 'message', err)}", context)
-        return
     st.model = f"{info.get('model') or 'unknown model'} on {info.get('device') or '?'}"
     _finish(job, "INFO", f"Connected to {info.get('server', 'osmnet')} ({st.model})", context)
 
@@ -249,7 +228,9 @@ def _on_hello(job, info, err, context):
 def _on_event(job: Job, ev, context):
     scene = bpy.data.scenes.get(job.scene)
     st = _status(context)
-    if ev.type == "started":
+    if ev.type == "welcome":
+        _on_welcome(job, ev.content, context)
+    elif ev.type == "started":
         job.frames = int(ev.content.get("frames", job.frames))
         set_status(f"{job.label} ...", "INFO", context)
         if scene is not None and job.kind in ("generate", "reroll"):
@@ -289,6 +270,8 @@ def _error_text(content) -> str:
 
 
 def _fail(job: Job, message: str, context):
+    if job.kind == "hello":
+        _status(context).model = ""
     takes.end_job(bpy.data.scenes.get(job.scene), job.id, failed=True)
     _finish(job, "ERROR", message, context)
 
@@ -320,6 +303,7 @@ def ensure_app_timer():
         return None
 
     _state.timer_registered = True
+    _state.tick = tick
     bpy.app.timers.register(tick, first_interval=0.1)
 
 
@@ -416,6 +400,9 @@ def unregister():
             except Exception:
                 pass
     _state.jobs.clear()
+    if _state.tick is not None and bpy.app.timers.is_registered(_state.tick):
+        bpy.app.timers.unregister(_state.tick)
+    _state.tick, _state.timer_registered = None, False
     close_client()
     proc = _state.process
     if proc is not None and proc.poll() is None:

@@ -90,12 +90,13 @@ def read_speech(context) -> Speech:
     samples, sr = _decode(path)
     # Only the part of the sound that the strip shows (its trimmed range) is speech for the take.
     fps = scene_fps(scene)
-    first = int(round(strip.frame_offset_start / fps * sr))
-    count = int(round(strip.frame_final_duration / fps * sr))
+    shown_first, shown_end, trimmed = compat.strip_span(strip)
+    first = int(round(trimmed / fps * sr))
+    count = int(round((shown_end - shown_first) / fps * sr))
     part = samples[first:first + count]
     if part.size < sr // 25:
         raise UserError(f"Strip {strip.name} shows less than one frame of its sound")
-    return Speech(np.ascontiguousarray(part), sr, strip.frame_final_start, path, strip.name, first / sr)
+    return Speech(np.ascontiguousarray(part), sr, int(shown_first), path, strip.name, first / sr)
 
 
 def read_speech_for_take(context, item) -> Speech:
@@ -111,7 +112,7 @@ def read_speech_for_take(context, item) -> Speech:
 
 def _free_channel(scene, frame_start: int, frame_end: int, lowest: int = 1) -> int:
     busy = {st.channel for st in compat.sequencer_strips(scene)
-            if st.frame_final_start < frame_end and st.frame_final_end > frame_start}
+            for first, end in [compat.strip_range(st)] if first < frame_end and end > frame_start}
     channel = lowest
     while channel in busy:
         channel += 1
@@ -121,7 +122,7 @@ def _free_channel(scene, frame_start: int, frame_end: int, lowest: int = 1) -> i
 def place_sound(scene, speech: Speech):
     """A sound strip with the speech at the take's start (reused if one is already there)."""
     for st in compat.sequencer_strips(scene):
-        if st.type == 'SOUND' and st.frame_final_start == speech.start_frame \
+        if st.type == 'SOUND' and compat.strip_range(st)[0] == speech.start_frame \
                 and bpy.path.abspath(st.sound.filepath) == speech.filepath:
             return st
     frames = int(np.ceil(speech.samples.size / speech.sr * scene_fps(scene)))

@@ -2,10 +2,10 @@
 user (keyframes.py, add-on core: one Action per take, a slot per animated data-block), so a take
 survives being unassigned and the artist's own Actions are never touched.
 
-The raw take (frames x 58 channels at the take's fps) travels with the take's first Action as the
-ID property "osmnet_values", written as chunks arrive; re-roll, export and the 2D render read it
-from there. Curves arrive chunk by chunk: the first chunk bakes the take, later ones merge into
-it (keyframes.replace_take on the chunk's frame range).
+Curves arrive chunk by chunk: the first chunk of a take creates it (keyframes.new_take), every
+chunk is keyed at once (keyframes.write_chunk). The raw take (frames x 58 channels at the take's
+fps) lives inside the take's Actions (one home: keyframes), so re-roll, export and the 2D render
+read it back with keyframes.take_from_action.
 """
 from __future__ import annotations
 
@@ -18,23 +18,22 @@ import numpy as np
 from . import keyframes, mapping, takefile
 from .strips import UserError, scene_fps
 
-N_CHANNELS = len(takefile.ALL_CHANNELS)
-VALUES_KEY = "osmnet_values"
 
-
-# ------------------------------------------------------------------ raw values and curves
+# ------------------------------------------------------------------ curves and raw values
 
 def read_values(item):
     """(values (frames, 58) float32, fps) of a take item."""
-    action = item.action
-    if action is None or VALUES_KEY not in action:
-        raise UserError(f"Take {item.name} has no curves yet")
-    flat = np.asarray(action[VALUES_KEY], dtype=np.float32)
-    return flat.reshape(-1, N_CHANNELS).copy(), float(item.fps)
+    if item is None or item.action is None:
+        raise UserError("The take has no curves yet")
+    try:
+        take = keyframes.take_from_action(item.name)
+    except keyframes.TakeApplyError as e:
+        raise UserError(str(e)) from None
+    return take.array(takefile.ALL_CHANNELS).astype(np.float32), take.fps
 
 
 def rig_mapping(target) -> mapping.Mapping:
-    """Which channel drives what on the face: found from shape key and bone names."""
+    """Which channel drives what on the face: found from shape key and head bone names."""
     if target is None:
         raise UserError("Choose the face that plays the takes (or Create Preview Head)")
     if target.type == 'ARMATURE':
@@ -44,12 +43,10 @@ def rig_mapping(target) -> mapping.Mapping:
 
 
 def target_problem(target) -> str | None:
+    """Why takes cannot be keyed on `target` (cheap enough for poll)."""
     if target is None:
         return "Choose the face that plays the takes (or Create Preview Head)"
-    try:
-        m = rig_mapping(target)
-    except mapping.MappingError as e:
-        return str(e)
+    m = rig_mapping(target)
     if not m.routes and not m.head.enabled:
         return f"{target.name} has no ARKit shape keys or head bone to animate"
     return None
@@ -64,8 +61,7 @@ def _unique_name(scene, base: str) -> str:
 
 
 def _new_item(scene, name: str, start_frame: int, fps: float, frames: int, **fields):
-    s = scene.osmnet
-    item = s.takes.add()
+    item = scene.osmnet.takes.add()
     item.name = _unique_name(scene, name)
     item.start_frame, item.fps, item.frames = start_frame, fps, frames
     for k, v in fields.items():
@@ -74,44 +70,33 @@ def _new_item(scene, name: str, start_frame: int, fps: float, frames: int, **fie
 
 
 def _write(scene, item, start: int, values: np.ndarray):
-    """Put take frames [start, start+n) into the item's raw values and its curves."""
-    current = read_values(item)[0] if item.action is not None else np.zeros((0, N_CHANNELS), np.float32)
-    end = start + values.shape[0]
-    if current.shape[0] < end:
-        current = np.concatenate([current, np.zeros((end - current.shape[0], N_CHANNELS), np.float32)])
-    current[start:end] = values
-    take = takefile.Take(item.fps, {n: current[:, i] for i, n in enumerate(takefile.ALL_CHANNELS)})
+    """Key take frames [start, start + n) of the item now (its Actions are made on the first chunk)."""
     rig = rig_mapping(scene.osmnet.target)
-    active = scene.osmnet.active() == item
     try:
         if item.action is None:
-            baked = keyframes.bake_take(take, rig, scene, item.name, start_frame=item.start_frame, activate=active)
-            item.action = baked.actions[0]
-            if baked.name != item.name:
-                item.name = baked.name
-        else:
-            keyframes.replace_take(item.name, take, rig, scene,
-                                   frame_range=(item.start_frame + start, item.start_frame + end - 1))
+            active = scene.osmnet.active() == item
+            name = keyframes.new_take(rig, scene, item.name, item.fps, start_frame=item.start_frame,
+                                      meta={"seed": item.seed, "diversity": item.diversity}, activate=active)
+            item.action = next(a for a in bpy.data.actions if a.get(keyframes.TAKE_PROP) == name)
+            if name != item.name:
+                item.name = name
+        keyframes.write_chunk(item.name, values, start, rig, scene)
     except keyframes.TakeApplyError as e:
         raise UserError(str(e)) from None
-    if VALUES_KEY in item.action:
-        del item.action[VALUES_KEY]  # replacing an ID array with one of another size in place corrupts memory
-    item.action[VALUES_KEY] = np.ascontiguousarray(current, dtype=np.float32).reshape(-1)
-    item.received = max(item.received, end)
+    item.received = max(item.received, start + values.shape[0])
 
 
 def renamed(item):
-    """The item was renamed in the list: rename (and re-tag) the take's Actions to match."""
+    """The item was renamed in the list: the take's Actions follow (a duplicate name is refused)."""
     old = item.action.get(keyframes.TAKE_PROP) if item.action is not None else None
     if not old or old == item.name:
         return
-    if item.name in keyframes.list_takes() or not item.name.strip():
-        item.name = old  # names identify takes: refuse a duplicate or empty name
-        return
-    for action in bpy.data.actions:
-        if action.get(keyframes.TAKE_PROP) == old:
-            action[keyframes.TAKE_PROP] = item.name
-            action.name = item.name if action.name == old else action.name.replace(old, item.name, 1)
+    try:
+        new = keyframes.rename_take(old, item.name)
+    except keyframes.TakeApplyError:
+        new = old
+    if new != item.name:
+        item.name = new
 
 
 def _job_items(scene, job_id):
@@ -220,7 +205,7 @@ def ready_problem(item) -> str | None:
         return "Select a take in the list"
     if item.state == 'GENERATING':
         return "The take is still being generated"
-    if item.action is None or VALUES_KEY not in item.action:
+    if item.action is None or item.received == 0:
         return "The take has no curves; generate or import it again"
     return None
 
@@ -289,7 +274,9 @@ def export_take(context, path: str, fmt: str) -> str:
 def create_preview_head(context):
     from . import preview_head
 
-    obj = preview_head.create_preview_head(context)
-    context.scene.osmnet.target = obj
-    play(context, context.scene.osmnet.active())
-    return obj
+    try:
+        rig, _mesh = preview_head.create_preview_head(context.scene)
+    except preview_head.PreviewHeadError as e:
+        raise UserError(str(e)) from None
+    context.scene.osmnet.target = rig
+    return rig

@@ -124,3 +124,22 @@ def test_take_at_another_scene_rate_is_resampled_to_scene_frames(scene, tmp_path
     bpy.ops.osmnet.take_import(filepath=str(tmp_path / "t.json"))
     item = scene.osmnet.takes[0]
     assert item.frames == 50 and item.fps == 50
+
+
+def test_preview_head_becomes_the_face_and_plays_the_selected_take(scene, tmp_path):
+    assert bpy.ops.osmnet.preview_head() == {'FINISHED'}
+    rig = scene.osmnet.target
+    assert rig is not None and rig.type == 'ARMATURE'
+    mesh = next(c for c in rig.children if c.type == 'MESH')
+    assert len(mesh.data.shape_keys.key_blocks) == 53
+    ch = _take_file(tmp_path / "t.json")
+    scene.frame_current = 1
+    bpy.ops.osmnet.take_import(filepath=str(tmp_path / "t.json"))
+    scene.osmnet.active_take = 0
+    np.testing.assert_allclose(_jaw_values(mesh, [1, 5, 13]), ch["jawOpen"][[0, 4, 12]], atol=1e-4)
+    head = rig.pose.bones[0]
+    rotations = []
+    for f in (1, 13, 38):  # headYaw swings 0, +0.2, -0.2 rad: the head bone turns
+        scene.frame_set(f)
+        rotations.append(tuple(head.matrix_basis.to_quaternion()))
+    assert len({tuple(round(x, 3) for x in q) for q in rotations}) == 3
