@@ -162,8 +162,11 @@ class Server:
                             "internal", "the server failed on this message; see its log and report it"))
             now = time.monotonic()
             if now >= next_check:
-                self._check_heartbeats(now)
                 next_check = now + self.limits.heartbeat / 4
+                try:
+                    self._check_heartbeats(now)
+                except Exception:
+                    log.exception("unexpected error in the liveness checks")
 
     def _handle(self, frames):
         identity = frames[0].bytes
@@ -182,10 +185,9 @@ class Server:
             return
         client = self.table.touch_client(identity, peer_is_local(body[0]), now)
         handler = handlers.HANDLERS.get(msg.type)
-        if handler is None:
-            raise_msg = P.error("unknown_type", f"{msg.type!r} is not a request a client can send; "
-                                f"requests are {', '.join(P.REQUESTS)}", msg.id)
-            self._safe_reply(identity, raise_msg)
+        if handler is None:  # a reply or worker-link type sent by a client
+            self._safe_reply(identity, P.error("unknown_type", f"{msg.type!r} is not a request a client can "
+                                               f"send; requests are {', '.join(P.REQUESTS)}", msg.id))
             return
         try:
             handler(self, client, msg)

@@ -8,7 +8,7 @@ from backend import testing as T
 from backend.engine import Engine
 from backend.server import Server
 from blender_addon.client import Client, ClientError
-from osmnet.take import ARKIT_NAMES, zero_take
+from osmnet.take import zero_take
 
 pytestmark = pytest.mark.slow
 PORTRAIT = "liveportrait_s0.jpg"

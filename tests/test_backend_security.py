@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from backend.engine import Engine
-from backend.security import SecurityError, check_bind, is_loopback_endpoint, make_keys
+from backend.security import SecurityError, is_loopback_endpoint, make_keys
 from backend.server import Limits, Server
 from backend.testing import free_port
 from backend.worker import Worker
