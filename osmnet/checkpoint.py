@@ -67,6 +67,7 @@ def save(ckpt: Checkpoint, path) -> Path:
     os.close(fd)
     try:
         torch.save(blob, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
