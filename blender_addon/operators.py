@@ -12,7 +12,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import runtime, strips, takes
+from . import localserver, runtime, strips, takes
 from .runtime import UserError
 
 
@@ -98,11 +98,11 @@ class OSMNET_OT_backend_start(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _explain(cls, "The local backend is already running" if runtime.backend_running() else None)
+        return _explain(cls, "The local backend is already running" if localserver.backend_running() else None)
 
     def execute(self, context):
         try:
-            command = runtime.start_backend(context)
+            command = localserver.start_backend(context)
         except UserError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
@@ -117,10 +117,10 @@ class OSMNET_OT_backend_stop(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _explain(cls, None if runtime.backend_running() else "No backend was started from Blender")
+        return _explain(cls, None if localserver.backend_running() else "No backend was started from Blender")
 
     def execute(self, context):
-        runtime.stop_backend(context)
+        localserver.stop_backend(context)
         self.report({'INFO'}, "Local backend stopped")
         return {'FINISHED'}
 

@@ -9,21 +9,16 @@ and status text. Every failure ends up in the status line (window_manager.osmnet
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 
 import bpy
 
-from . import strips, takes
+from . import localserver, strips, takes
 from .properties import addon_prefs, backend_address
 from .strips import UserError
 
 __all__ = ["UserError", "drain", "start_generate", "start_reroll", "start_render", "start_hello", "cancel",
-           "start_backend", "stop_backend", "backend_running", "busy", "job_outcome"]
+           "busy", "job_outcome", "set_status"]
 
 
 @dataclass
@@ -46,8 +41,6 @@ class _State:
     def __init__(self):
         self.client = None
         self.client_key = None
-        self.process: subprocess.Popen | None = None
-        self.process_log = ""
         self.jobs: dict[str, Job] = {}
         self.outcomes: dict[str, tuple[str, str]] = {}
         self.timer_registered = False
@@ -215,7 +208,7 @@ def drain(context=None) -> bool:
                 _on_event(job, ev, context)
             except Exception as e:  # a bug or a deleted scene/take: end the job, keep Blender alive
                 _fail(job, f"{job.label} failed while applying results: {type(e).__name__}: {e}", context)
-    _check_process(context)
+    localserver.check(context)
     return bool(_state.jobs)
 
 
@@ -307,82 +300,6 @@ def ensure_app_timer():
     bpy.app.timers.register(tick, first_interval=0.1)
 
 
-# ------------------------------------------------------------------ local backend process
-
-def backend_command(context=None) -> list[str]:
-    prefs = addon_prefs(context)
-    address = backend_address(context)
-    if prefs is None or prefs.launcher == 'PYTHON':
-        python = bpy.path.abspath(prefs.backend_python) if prefs and prefs.backend_python else ""
-        if not python:
-            raise UserError("Set the backend's Python interpreter in the add-on preferences "
-                            "(the python of the environment where osmnet is installed)")
-        if not os.path.isfile(python):
-            raise UserError(f"Backend Python {python} does not exist; fix it in the add-on preferences")
-        return [python, "-m", "osmnet.cli", "serve", "--bind", address]
-    words = shlex.split(prefs.backend_command, posix=os.name != "nt")
-    if not words:
-        raise UserError("Set the backend command in the add-on preferences, e.g. `osmnet serve`")
-    return words + ["--bind", address]
-
-
-def start_backend(context=None, command: list[str] | None = None) -> list[str]:
-    """Start `osmnet serve` as a child process; its output goes to a log file named in the status."""
-    if backend_running():
-        raise UserError("The local backend is already running")
-    command = command or backend_command(context)
-    fd, log = tempfile.mkstemp(prefix="osmnet-backend-", suffix=".log")
-    try:
-        with os.fdopen(fd, "w") as out:
-            flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
-            _state.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, creationflags=flags)
-    except OSError as e:
-        raise UserError(f"Could not start the backend ({e}); check the command in the add-on preferences") from None
-    _state.process_log = log
-    _status(context).backend_running = True
-    set_status(f"Local backend starting (log: {log})", "INFO", context)
-    return command
-
-
-def backend_running() -> bool:
-    return _state.process is not None and _state.process.poll() is None
-
-
-def stop_backend(context=None, timeout: float = 5.0):
-    proc = _state.process
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    _state.process = None
-    _status(context).backend_running = False
-    set_status("Local backend stopped", "INFO", context)
-
-
-def _check_process(context):
-    proc = _state.process
-    if proc is None or proc.poll() is None:
-        return
-    code = proc.returncode
-    _state.process = None
-    _status(context).backend_running = False
-    tail = _log_tail(_state.process_log)
-    set_status(f"Local backend exited with code {code}: {tail} (log: {_state.process_log})", "ERROR", context)
-
-
-def _log_tail(path, lines=1) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            text = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
-        return " / ".join(text[-lines:]) or "no output"
-    except OSError:
-        return "no log"
-
-
 def play_active_take(context):
     takes.play(context, context.scene.osmnet.active())
 
@@ -404,11 +321,4 @@ def unregister():
         bpy.app.timers.unregister(_state.tick)
     _state.tick, _state.timer_registered = None, False
     close_client()
-    proc = _state.process
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    _state.process = None
+    localserver.stop()

@@ -13,7 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import compat, runtime, takes  # noqa: E402
+from blender_addon import compat, localserver, runtime, takes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,7 @@ def test_local_backend_started_and_stopped_from_blender(checkpoint, scene):
         assert st.model
     finally:
         bpy.ops.osmnet.backend_stop()
-    assert not runtime.backend_running()
+    assert not localserver.backend_running()
 
 
 def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_path):
