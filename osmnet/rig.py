@@ -5,6 +5,8 @@ side):
   * the 468 face-mesh vertices, lifted into the canonical face space (osmnet.track.to_canonical),
     where a frame's expression displacement (osmnet.expression.ExpressionBasis) is added before
     the frame's head pose projects them back;
+  * one pupil vertex per eye, the centre of a triangle fan filling the eye opening, which the
+    gaze channels move across the eye;
   * an inner ring around the face oval (hair, ears, jaw line, neck) that moves rigidly with the
     head but ignores expression, and an outer ring that follows the head only partly (the fade);
   * a fixed border on the frame's edge, so the background and shoulders stay put.
@@ -213,7 +215,7 @@ def _hidden_fill(src2d: np.ndarray, tris: np.ndarray, iters: int = 300) -> np.nd
 
 
 def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
-              mesh_tris: np.ndarray, n_ring: int | None = None) -> Rig:
+              mesh_tris: np.ndarray) -> Rig:
     """Rig from the photo's landmarks (478 or 468, 3; crop-normalised) and their canonical lift."""
     lm = np.asarray(landmarks, np.float64)
     src_face = lm[:N_FACE]

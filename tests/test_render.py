@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from osmnet import warp
-from osmnet.take import Take, zero_take
+from osmnet.take import zero_take
 
 CYCLE_CLIP = "hdtf_WDA_KatieHill_000.mp4"  # real talking clip with clear head motion (8 s)
 PORTRAIT = "liveportrait_s0.jpg"
