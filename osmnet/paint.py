@@ -121,7 +121,9 @@ class Painter:
             lid_px = reg == (LID_R, LID_L)[k]
             eye_px = reg == (EYE_R, EYE_L)[k]
             a = c * _smoothstep(0.05, 0.6, lid) * lid_px + c ** 3 * eye_px
-            shade = torch.where(eye_px, torch.full_like(c, 0.8), 1 - 0.55 * _smoothstep(0.8, 1.0, lid) * c)
+            # A lid is lit on its curve and shaded towards the lashes (a flat colour looks pasted on).
+            curve = 0.9 + 0.14 * _smoothstep(0.2, 0.6, lid) - 0.2 * _smoothstep(0.75, 0.92, lid)
+            shade = torch.where(eye_px, torch.full_like(c, 0.8), curve - 0.45 * _smoothstep(0.88, 1.0, lid) * c)
             colour += self.skin[k] * (shade * a).unsqueeze(1)
             alpha += a
         rgba[sel] = torch.cat([colour, alpha.clamp(0, 1).unsqueeze(1)], dim=1)
