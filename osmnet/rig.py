@@ -132,17 +132,24 @@ def _ray_to_hull(c: np.ndarray, d: np.ndarray, points: np.ndarray) -> np.ndarray
     return t.min(axis=1)
 
 
+def _inside(poly: np.ndarray, p: np.ndarray) -> bool:
+    """Even-odd test: is point p inside the polygon (K, 2)?"""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    cross = (a[:, 1] > p[1]) != (b[:, 1] > p[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = a[:, 0] + (p[1] - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    return bool(np.count_nonzero(cross & (p[0] < x)) % 2)
+
+
 def _pupils(lm: np.ndarray) -> np.ndarray:
     """(2, 3) pupil position per eye: the iris landmark when it lies in the eye, else its centre."""
-    from matplotlib.path import Path
-
     out = []
     for upper, lower in EYES:
         loop = list(upper) + list(lower[-2:0:-1])
         centre = lm[loop].mean(0)
         irises = [lm[i] for i in IRIS if i < len(lm)]
         best = min(irises, key=lambda p: np.linalg.norm(p[:2] - centre[:2]), default=centre)
-        inside = Path(lm[loop, :2]).contains_point(best[:2])
+        inside = _inside(lm[loop, :2], best[:2])
         out.append(np.array([best[0], best[1], centre[2]]) if inside else centre)
     return np.stack(out)
 
