@@ -41,6 +41,23 @@ class Limits:
         return int(self.max_message_mb * 2**20)
 
 
+def return_big_buffers_to_the_os():
+    """Make glibc serve every buffer >= 128 KiB with its own mmap, freed back to the OS at once.
+
+    glibc otherwise raises its mmap threshold after the first large free, and the MB-sized
+    messages of a long-running server (audio uploads, oversize junk) then fragment the heap and
+    RSS only grows. No-op where glibc's mallopt is not available.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (a fixed value also stops the dynamic raise)
+    except (OSError, AttributeError):
+        pass
+
+
 def peer_is_local(frame) -> bool:
     """Whether a message came from this machine (tcp from loopback, or inproc/ipc)."""
     try:
@@ -95,13 +112,15 @@ class Server:
         return bool(self._thread and self._thread.is_alive())
 
     def serve_forever(self):
+        return_big_buffers_to_the_os()
         ctx = zmq.Context()
         auth = None
         try:
             sock = ctx.socket(zmq.ROUTER)
             sock.linger = 0
             sock.router_mandatory = 1
-            sock.sndhwm = sock.rcvhwm = 100_000
+            sock.sndhwm = 100_000  # replies queue here rather than being dropped
+            sock.rcvhwm = 1000     # a flooding peer is slowed by TCP back-pressure, not buffered here
             sock.maxmsgsize = 2 * self.limits.max_message_bytes  # hard cap; the soft cap replies too_large
             if self.keys_dir is not None:
                 auth = secure_server(sock, ctx, self.keys_dir)

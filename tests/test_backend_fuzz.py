@@ -97,8 +97,8 @@ def test_ten_thousand_malformed_messages_leave_the_server_answering_and_small():
             pump(10_000, 1000)
             elapsed = time.monotonic() - t0
             assert probe.ping() < 1.0, "the server stopped answering ping"
-            deadline = time.monotonic() + 5
-            while sum(replies.values()) < 10_500 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 20
+            while sum(replies.values()) < 11_000 and time.monotonic() < deadline:  # every message answered
                 while sock.poll(50):
                     msg = P.decode(sock.recv_multipart())
                     key = msg.content.get("code", msg.type)
@@ -110,7 +110,7 @@ def test_ten_thousand_malformed_messages_leave_the_server_answering_and_small():
         print(f"\nfuzz: 10000 messages in {elapsed:.2f} s, RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB "
               f"(+{growth:.1f}), replies {dict(sorted(replies.items()))}")
         assert growth < 20, f"RSS grew by {growth:.1f} MiB over 10,000 bad messages"
-        assert sum(replies.values()) >= 10_500, "every message deserves an answer"
+        assert sum(replies.values()) == 11_000, "every message deserves exactly one answer"
         for code in ("bad_message", "bad_version", "unknown_type", "too_large", "bad_request"):
             assert replies.get(code, 0) > 100, (code, replies)
     finally:
