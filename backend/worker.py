@@ -69,6 +69,10 @@ class Worker:
         self._loop(*self._open())
 
     def _open(self):
+        if self._own_ctx:  # a worker process of its own (`osmnet worker`): it receives audio uploads too
+            from .server import return_big_buffers_to_the_os
+
+            return_big_buffers_to_the_os()
         sock = self.ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.sndhwm = sock.rcvhwm = 100_000
