@@ -101,8 +101,8 @@ def score(takes: list[np.ndarray], real: np.ndarray, onsets, clip=None, lip=True
         "std_ratio": float(np.mean([rot_std(t) for t in takes]) / rs),
         "vel_ratio": float(np.mean([vel_rms(t) for t in takes]) / rv),
         "diversity": float(np.mean(div)) if div else float("nan"),
-        "beat_align": float(np.nanmean([beat_align(t, onsets) for t in takes])),
-        "join_ratio": float(np.nanmean([join_ratio(t, clip) for t in takes])) if clip else float("nan"),
+        "beat_align": _nanmean([beat_align(t, onsets) for t in takes]),
+        "join_ratio": _nanmean([join_ratio(t, clip) for t in takes]) if clip else float("nan"),
     }
 
 

@@ -9,6 +9,7 @@ Chunks are yielded per block, takes interleaved, so the first arrives after one 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -170,31 +171,53 @@ class Generator:
         else:
             prev_t = torch.as_tensor(np.broadcast_to(prev / scale, (takes, P, N_HEAD)).copy(), dtype=torch.float32)
             has_prev = torch.ones(takes)
+        state = [prev_t, has_prev]  # the end of each take's last clip, carried from block to block
         step = BLOCK_CLIPS * L
-        for f0 in range(f_start, f_end, step):
-            n_clips = -(-min(step, f_end - f0) // L)
-            span = n_clips * L
-            with torch.inference_mode():
-                hidden = self.model.audio(self._features(wave, f0 - ctx, f0 + span + ctx, offset))
-                expr = self.model.expression(hidden)[0].cpu().numpy()
-                clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
-                mu, std = self.model.mapper(clips_h)
-                heads = []
-                for j in range(n_clips):
-                    eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32)
-                    coeffs = mu[j] + (diversity * self.range_scale) * std[j] * eps
-                    h = clips_h[j:j + 1].expand(takes, -1, -1)
-                    out = self.model.motion.decode(coeffs, prev_t.to(self.device), has_prev.to(self.device), h).cpu()
-                    out = join(out, prev_t, has_prev, m.join_frames)
-                    heads.append(out)
-                    prev_t, has_prev = out[:, -P:], torch.ones(takes)
-            n = min(span, f_end - f0)
-            vals = np.empty((takes, n, N_CH), np.float32)
-            vals[:, :, N_HEAD:] = expr[None, :n]
-            vals[:, :, :N_HEAD] = torch.cat(heads, 1)[:, :n].numpy() * (self.pose_std * intensity)
-            for k in range(takes):
-                vals[k][:, eyes.EYE_INDEX] = eye_s[k].next(n)
-            yield f0, vals
+        starts = list(range(f_start, f_end, step))
+        spans = [-(-min(step, f_end - f0) // L) * L for f0 in starts]
+
+        def features(b):
+            return self._features(wave, starts[b] - ctx, starts[b] + spans[b] + ctx, offset)
+
+        # The next block's features (numpy FFTs, GIL released) are computed on a second thread
+        # while this block runs through the networks: on 2 cores the two halves overlap.
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            pending = pool.submit(features, 0) if starts else None
+            for b, f0 in enumerate(starts):
+                feats = pending.result()
+                pending = pool.submit(features, b + 1) if b + 1 < len(starts) else None
+                yield self._block(feats, f0, spans[b], f_end, takes, rngs, eye_s, diversity, intensity, state)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _block(self, feats, f0, span, f_end, takes, rngs, eye_s, diversity, intensity, state):
+        """One block: expression once, then each clip of every take sampled, decoded and joined."""
+        m = self.cfg.motion
+        L, P = m.clip_frames, m.prev_frames
+        prev_t, has_prev = state
+        with torch.inference_mode():
+            hidden = self.model.audio(feats)
+            expr = self.model.expression(hidden)[0].cpu().numpy()
+            clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
+            mu, std = self.model.mapper(clips_h)
+            heads = []
+            for j in range(span // L):
+                eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32)
+                coeffs = mu[j] + (diversity * self.range_scale) * std[j] * eps
+                h = clips_h[j:j + 1].expand(takes, -1, -1)
+                out = self.model.motion.decode(coeffs, prev_t.to(self.device), has_prev.to(self.device), h).cpu()
+                out = join(out, prev_t, has_prev, m.join_frames)
+                heads.append(out)
+                prev_t, has_prev = out[:, -P:], torch.ones(takes)
+        n = min(span, f_end - f0)
+        vals = np.empty((takes, n, N_CH), np.float32)
+        vals[:, :, N_HEAD:] = expr[None, :n]
+        vals[:, :, :N_HEAD] = torch.cat(heads, 1)[:, :n].numpy() * (self.pose_std * intensity)
+        for k in range(takes):
+            vals[k][:, eyes.EYE_INDEX] = eye_s[k].next(n)
+        state[0], state[1] = prev_t, has_prev
+        return f0, vals
 
     # ---- public API -----------------------------------------------------------------------
     def stream(self, audio, *, takes: int = 1, seed: int = 0, diversity: float = 1.0, intensity: float = 1.0,
