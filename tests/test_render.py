@@ -83,6 +83,20 @@ def test_vertices_the_photo_hides_read_the_fold_line_instead():
     assert np.allclose(tex[[4, 5], 0], 1.0, atol=1e-3)  # both now read along the fold line
 
 
+def test_overlay_blended_in_its_window_equals_blending_everywhere():
+    from osmnet.render import _composite
+
+    g = torch.Generator().manual_seed(2)
+    overlay = torch.zeros(3, 4, 32, 32)
+    overlay[:, :, 10:14, 5:20] = torch.rand(3, 4, 4, 15, generator=g)
+    overlay[:, :3] *= overlay[:, 3:]  # premultiplied
+    frames = torch.rand(3, 3, 64, 64, generator=g)
+    window, everywhere = frames.clone(), frames.clone()
+    _composite(window, overlay, 2)
+    _composite(everywhere, overlay, 0)
+    assert torch.allclose(window, everywhere, atol=1e-6) and not torch.allclose(window, frames)
+
+
 # ---- mp4 writer ---------------------------------------------------------------------------------
 
 def _streams(path):
@@ -252,6 +266,7 @@ def test_render_video_writes_mp4_with_speech_and_png_frames(tmp_path, shared_dat
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp leftovers
 
 
+@pytest.mark.slow
 def test_cli_render_and_contact_sheet(tmp_path, shared_data, portrait, basis, capsys):
     from PIL import Image
 
