@@ -1,6 +1,8 @@
 """The OSM-Net tab in the 3D view's sidebar (N). Panels only draw: no I/O, no state changes."""
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from .properties import addon_prefs
@@ -44,9 +46,13 @@ class OSMNET_PT_main(_Sidebar, bpy.types.Panel):
     def draw(self, context):
         st = context.window_manager.osmnet_status
         layout = self.layout
-        row = layout.row()
-        row.alert = st.level == 'ERROR'
-        row.label(text=st.text, icon=_ICONS[st.level])
+        col = layout.column(align=True)
+        col.alert = st.level == 'ERROR'
+        # long errors wrap instead of being cut off by the sidebar's width
+        region = getattr(context, "region", None)
+        width = max(20, int(region.width / 7)) if region is not None else 50
+        for i, line in enumerate(textwrap.wrap(st.text, width) or [""]):
+            col.label(text=line, icon=_ICONS[st.level] if i == 0 else 'BLANK1')
         if st.busy:
             row = layout.row(align=True)
             row.progress(factor=st.progress, text=f"{st.job} {st.progress * 100:.0f}%")

@@ -257,8 +257,8 @@ def _on_event(job: Job, ev, context):
 def _error_text(content) -> str:
     code, message = content.get("code", "internal"), content.get("message", "unknown error")
     if code in ("timeout", "server_lost"):
-        return (f"Backend unreachable: {message}. Start it in the Backend panel or fix the address "
-                "in the add-on preferences")
+        return (f"Backend unreachable: {message} (start it in the Backend panel or fix the address "
+                "in the add-on preferences)")
     return f"Backend error: {message}"
 
 

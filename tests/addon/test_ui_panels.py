@@ -81,6 +81,9 @@ def test_panels_draw_idle_busy_and_error_states(scene, tmp_path):
 
     st.busy, st.level, st.text = False, 'ERROR', "Backend unreachable"
     assert ("label", "Backend unreachable") in _draw_all(bpy.context)
+    st.text = "Backend unreachable: " + "no answer from the server at tcp://127.0.0.1:5577 " * 3
+    lines = [text for kind, text in _draw_all(bpy.context) if kind == "label" and "5577" in text]
+    assert len(lines) >= 2 and all(len(t) <= 50 for t in lines)  # wrapped, nothing cut off
 
 
 def test_panels_draw_with_takes_strip_source_and_custom_timing(scene, tmp_path):
