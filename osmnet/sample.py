@@ -176,8 +176,8 @@ class Generator:
         starts = list(range(f_start, f_end, step))
         spans = [-(-min(step, f_end - f0) // L) * L for f0 in starts]
 
-        def features(b):
-            return self._features(wave, starts[b] - ctx, starts[b] + spans[b] + ctx, offset)
+        def features(b):  # +1 frame each side: the expression head's kernel-3 conv needs it
+            return self._features(wave, starts[b] - ctx - 1, starts[b] + spans[b] + ctx + 1, offset)
 
         # The next block's features (numpy FFTs, GIL released) are computed on a second thread
         # while this block runs through the networks: on 2 cores the two halves overlap.
@@ -198,7 +198,8 @@ class Generator:
         prev_t, has_prev = state
         with torch.inference_mode():
             hidden = self.model.audio(feats)
-            expr = self.model.expression(hidden)[0].cpu().numpy()
+            expr = self.model.expression(hidden)[0, 1:-1].cpu().numpy()
+            hidden = hidden[:, :, 1:-1]
             clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
             mu, std = self.model.mapper(clips_h)
             heads = []

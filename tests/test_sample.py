@@ -97,6 +97,22 @@ def test_block_features_match_whole_file_features(gen, speech):
         np.testing.assert_allclose(a.array()[ctx:last_clip - ctx, :6], b.array()[ctx:last_clip - ctx, :6], atol=1e-4)
 
 
+def test_blocks_leave_no_seam_in_the_expression(gen):
+    """Streaming block by block gives the same curves as one pass of the network over the file."""
+    import torch
+
+    wave = speech_like(12.0, np.random.default_rng(6))
+    feats = FeatureArray(audio_features(wave, SR, 25.0))
+    take = gen.generate(feats, takes=1)[0].array()
+    ctx = gen.cfg.audio.context
+    x = gen._features(feats, -ctx, feats.frames + ctx, gen._utterance_offset(feats))
+    with torch.inference_mode():
+        whole = gen.model.expression(gen.model.audio(x))[0].numpy()
+    shape = [i for i in range(6, 58) if ALL_CHANNELS[i] not in ("eyeBlinkLeft", "eyeBlinkRight")
+             and not ALL_CHANNELS[i].startswith("eyeLook")]
+    np.testing.assert_allclose(take[1:-1, shape], whole[1:-1, [i - 6 for i in shape]], atol=1e-5)
+
+
 def _jumps(x, at):
     """Value step and velocity change across frame `at` (between at-1 and at)."""
     v_before, v_at, v_after = x[at - 1] - x[at - 2], x[at] - x[at - 1], x[at + 1] - x[at]
