@@ -214,3 +214,25 @@ def test_a_bad_portrait_is_reported_by_the_backend(server, scene, tmp_path):
     assert ui_support.drain_until(_job_ended, 120)
     st = bpy.context.window_manager.osmnet_status
     assert st.level == 'ERROR' and "face" in st.text.lower(), st.text
+
+
+def test_cancel_stops_the_job_on_the_backend_and_keeps_what_arrived(server, scene, tmp_path):
+    prefs = _prefs()
+    prefs.backend_address, prefs.timeout = server.address, 10.0
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "long.wav", seconds=30.0))
+    s.takes_count = 4
+    bpy.ops.osmnet.generate()
+    assert ui_support.drain_until(lambda: any(t.received > 0 for t in s.takes), 120)
+    job = next(iter(runtime._state.jobs))
+    runtime.cancel()  # what Esc in the modal operator does
+    st = bpy.context.window_manager.osmnet_status
+    assert not runtime.busy() and st.level == 'WARNING' and "cancelled" in st.text
+    assert runtime.job_outcome(job)[0] == 'WARNING'
+    kept = [t for t in s.takes if t.received > 0]
+    assert kept and all(t.state == 'READY' and t.received < t.frames for t in kept)
+    # the backend dropped the job and still answers
+    bpy.ops.osmnet.backend_check()
+    assert ui_support.drain_until(lambda: not runtime._state.jobs, 20)
+    assert st.level == 'INFO' and "Connected" in st.text, st.text
+    assert server.p.poll() is None

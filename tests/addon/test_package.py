@@ -44,7 +44,7 @@ def test_zip_has_the_addon_and_a_pyzmq_wheel_per_python_and_platform(built_zip):
     with zipfile.ZipFile(built_zip) as z:
         names = set(z.namelist())
         manifest = tomllib.loads(z.read("blender_manifest.toml").decode())
-    assert {"__init__.py", "runtime.py", "client.py", "protocol.py", "keyframes.py"} <= names
+    assert {"__init__.py", "runtime.py", "client.py", "protocol.py", "keyframes.py", "data/preview_head.npz"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert manifest["id"] == "osmnet_talking_head" and manifest["blender_version_min"] == "4.2.0"
     assert set(manifest["permissions"]) == {"network", "files"}
@@ -77,6 +77,8 @@ def test_blender_installs_the_zip_and_the_installed_copy_registers(built_zip, tm
         "prefs = bpy.context.preferences.addons['osmnet_talking_head'].preferences\n"
         "assert prefs.backend_address.startswith('tcp://127.0.0.1:')\n"
         "assert bpy.ops.osmnet.generate.poll() is False\n"
+        "assert bpy.ops.osmnet.preview_head() == {'FINISHED'}\n"  # its shape data ships in the zip
+        "assert bpy.context.scene.osmnet.target.type == 'ARMATURE'\n"
         "assert 'osmnet_talking_head.runtime' in sys.modules and 'blender_addon' not in sys.modules\n"
         "addon_utils.disable('osmnet_talking_head', default_set=True, handle_error=fail)\n"
         "assert not hasattr(bpy.types.Scene, 'osmnet')\n"
