@@ -98,7 +98,10 @@ class FeatureArray:
 class Generator:
     def __init__(self, ckpt: ckpt_mod.Checkpoint, device: str = "cpu", name: str = "osmnet"):
         self.ckpt, self.cfg, self.device, self.name = ckpt, ckpt.config, device, name
-        self.model = ckpt.build_model().to(device)
+        try:
+            self.model = ckpt.build_model().to(device)
+        except (RuntimeError, AssertionError, ValueError) as e:
+            raise GenerateError(f"cannot use device {device!r} ({e}); use 'cpu' or an available 'cuda:N'") from None
         n = ckpt.norms
         self.feat_mean, self.feat_std = n["feat_mean"], n["feat_std"]
         self.pose_std = n["pose_std"].astype(np.float32)
@@ -204,7 +207,8 @@ class Generator:
             mu, std = self.model.mapper(clips_h)
             heads = []
             for j in range(span // L):
-                eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32)
+                eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32,
+                                      device=self.device)
                 coeffs = mu[j] + (diversity * self.range_scale) * std[j] * eps
                 h = clips_h[j:j + 1].expand(takes, -1, -1)
                 out = self.model.motion.decode(coeffs, prev_t.to(self.device), has_prev.to(self.device), h).cpu()

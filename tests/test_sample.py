@@ -169,6 +169,11 @@ def test_bad_audio_is_a_clear_error(gen, audio, match):
         list(gen.stream(audio))
 
 
+def test_unknown_device_is_a_clear_error(tiny_checkpoint):
+    with pytest.raises(GenerateError, match="device"):
+        Generator.load(tiny_checkpoint, device="nosuchdevice")
+
+
 def test_reroll_range_outside_the_base_is_refused(gen, speech):
     base = gen.generate(speech, takes=1)[0]
     with pytest.raises(GenerateError, match="START < END"):
