@@ -42,9 +42,23 @@ class Engine:
         return importlib.util.find_spec("osmnet.render") is not None
 
     # ---- generation ----
-    def stream(self, audio, **options):
-        """Yields TakeChunk(take, start, values (n, 58), fps, done) as soon as each exists."""
+    def stream(self, audio, should_stop=None, **options):
+        """Yields TakeChunk(take, start, values (n, 58), fps, done) as soon as each exists.
+
+        `should_stop` (a no-argument callable) reaches the generator when it accepts one, so a
+        cancel stops the model inside a block instead of at the next chunk.
+        """
+        if should_stop is not None and self._accepts_should_stop():
+            options["should_stop"] = should_stop
         return self.generator.stream(audio, **options)
+
+    def _accepts_should_stop(self) -> bool:
+        import inspect
+
+        try:
+            return "should_stop" in inspect.signature(self.generator.stream).parameters
+        except (TypeError, ValueError):
+            return False
 
     def load_audio(self, path=None, data: bytes | None = None, name: str = "") -> tuple[np.ndarray, int]:
         """A path, or file bytes in any common format -> (float32 mono samples, 16000)."""

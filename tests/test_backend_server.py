@@ -235,6 +235,38 @@ def test_leaving_a_generate_loop_early_cancels_the_job_on_the_server(server_with
     assert gen.blocks_made < 20
 
 
+class InterruptibleGenerator(SteppedGenerator):
+    """Long blocks (0.5 s) that look at `should_stop` every 10 ms, like the real model per clip."""
+
+    def stream(self, audio, *, should_stop=None, **kw):
+        for chunk in super().stream(audio, **kw):
+            yield chunk
+            for _ in range(50):
+                if should_stop and should_stop():
+                    return
+                time.sleep(0.01)
+
+
+def test_cancel_stops_the_models_work_inside_a_block_when_the_generator_can_be_told(server_with):
+    gen = InterruptibleGenerator(block=25)
+    srv, c = server_with(gen)
+    job = c.submit_generate(audio(60.0), takes=1)
+    events = []
+    while not any(e.type == "chunk" for e in events):
+        events += c.drain()
+        time.sleep(0.002)
+    t0 = time.perf_counter()
+    c.cancel(job)
+    while not (events and events[-1].final):
+        events += c.drain()
+        time.sleep(0.001)
+    while c._request("ping", {}).content["stopping"]:
+        time.sleep(0.002)
+    stopped = time.perf_counter() - t0
+    assert events[-1].content["status"] == "cancelled"
+    assert stopped < 0.1, f"the worker computed on for {stopped * 1000:.0f} ms of a 500 ms block"
+
+
 def test_cancel_of_an_unknown_job_is_a_clear_error(server_with):
     srv, c = server_with()
     with pytest.raises(ClientError) as e:
