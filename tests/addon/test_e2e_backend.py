@@ -179,6 +179,7 @@ def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_pa
     s.takes_count, s.timing, s.custom_frame = 1, 'CUSTOM', 4
     bpy.ops.osmnet.generate()
     assert ui_support.drain_until(_job_ended, 120)
+    assert len(s.takes) == 1, bpy.context.window_manager.osmnet_status.text
     s.active_take = 0
     s.portrait_path, s.render_size, s.frames_dir = str(portrait), '128', str(tmp_path / "frames")
     assert bpy.ops.osmnet.render_frames() == {'FINISHED'}
