@@ -113,27 +113,23 @@ def test_blocks_leave_no_seam_in_the_expression(gen):
     np.testing.assert_allclose(take[1:-1, shape], whole[1:-1, [i - 6 for i in shape]], atol=1e-5)
 
 
-def _jumps(x, at):
-    """Value step and velocity change across frame `at` (between at-1 and at)."""
-    v_before, v_at, v_after = x[at - 1] - x[at - 2], x[at] - x[at - 1], x[at + 1] - x[at]
-    return np.abs(v_at).max(), np.abs(v_after - v_before).max()
-
-
 def test_reroll_keeps_the_base_outside_and_joins_smoothly(gen, speech):
     base = gen.generate(speech, takes=1, seed=11)[0]
     s, e = 40, 120
     takes = gen.generate(speech, takes=2, seed=12, base=base, reroll=(s, e))
     b = base.array()
-    typical_step = np.abs(np.diff(b[:, :6], axis=0)).max(0)
+    acc_b = np.abs(np.diff(b[:, :6], 2, axis=0))  # the base's own frame-to-frame velocity changes
     for t in takes:
         x = t.array()
         assert t.frames == base.frames
         np.testing.assert_array_equal(x[:s], b[:s])
         np.testing.assert_array_equal(x[e:], b[e:])
         assert np.sqrt(np.mean((x[s:e, :3] - b[s:e, :3]) ** 2)) > 0.05 * np.std(b[:, :3])
-        for at in (s, e):
-            step, dv = _jumps(x[:, :6], at)
-            assert np.all(np.abs(x[at, :6] - x[at - 1, :6]) <= 1.5 * typical_step + 1e-6)
+        acc = np.abs(np.diff(x[:, :6], 2, axis=0))  # acc[i] is the velocity change at frame i + 1
+        for at in (s, e - 1):  # no jump in value or velocity where the re-roll meets the base
+            near = slice(at - 2, at + 1)
+            assert np.all(acc[near] <= acc_b.max(0) + 1e-6)
+            assert np.all(acc[near].max(0) <= 3 * acc_b[near].max(0) + 0.2 * acc_b.max(0) + 1e-6)
     assert not np.array_equal(takes[0].array()[s:e], takes[1].array()[s:e])
 
 
