@@ -125,3 +125,38 @@ def test_missing_key_files_are_named_in_the_error(tmp_path):
     with pytest.raises(ClientError) as e:
         Client("tcp://127.0.0.1:1", timeout=1, keys_dir=tmp_path)
     assert "client.key_secret" in e.value.message and "osmnet keys" in e.value.message
+
+
+def _lan_address():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))  # no packet is sent; this only picks the outgoing interface
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def test_a_client_from_another_address_may_not_send_paths_or_stop_the_server(curve_server, tmp_path):
+    _, keys, srv = curve_server
+    ip = _lan_address()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect through")
+    port = srv.address.rsplit(":", 1)[1]
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(b"RIFF")  # never read: the request is refused before any worker sees it
+    with Client(f"tcp://{ip}:{port}", timeout=5, keys_dir=keys) as c:
+        assert not c.local
+        with pytest.raises(ClientError) as e:
+            list(c.generate(audio=str(wav), send_path=True))
+        assert e.value.code == "not_local" and "file bytes" in e.value.message
+        with pytest.raises(ClientError) as e:
+            c.shutdown_server()
+        assert e.value.code == "not_local"
+        deadline = time.monotonic() + 5
+        while not c.hello()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        takes = assemble(c.generate(audio=(np.zeros(8000, np.float32), 16000), takes=1, seed=2))
+    assert takes[0].shape == (13, 58) and srv.is_alive()
