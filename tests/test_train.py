@@ -63,7 +63,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
 def test_torchrun_two_cpu_processes_train_with_ddp(synth_data, tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "ddp.pt"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29631", "-m", "osmnet.cli", "train",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "osmnet.cli", "train",
            "--data", str(synth_data), "--out", str(out), "--epochs", "2",
            "--set", "audio.hidden=24", "--set", "audio.dilations=1,2,1", "--set", "motion.hidden=24",
            "--set", "motion.bases=4", "--set", "motion.feature=8", "--set", "motion.clip_frames=16",
