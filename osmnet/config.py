@@ -66,7 +66,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     threads: int = 1  # the machine is shared; 2 OpenMP threads under contention were ~10x slower
-    dev_every: int = 5  # epochs between dev evaluations (best dev loss is kept)
+    dev_every: int = 5  # epochs between dev evaluations (the best one is kept, see `select`)
+    select: str = "expression"  # dev loss that picks the kept weights: "expression" or "total"
     # Speakers held out for dev. Empty -> a stable hash picks about dev_fraction of them.
     dev_speakers: tuple = ()
     dev_fraction: float = 0.2

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from osmnet import checkpoint, eyes
-from osmnet.config import Config
+from osmnet.config import Config, ConfigError
 from osmnet.model import OSMNet
 from osmnet.take import ARKIT_NAMES
 from osmnet.trainset import Windows, compute_norms, load_videos, read_index, split_speakers
@@ -109,6 +109,16 @@ def calibrate_range(ck, videos, takes: int = 2) -> dict:
     return {"range_scale": round(best, 3), "train_std_ratio": {str(k): round(v, 3) for k, v in ratios.items()}}
 
 
+def _selection_score(m: dict, cfg: Config) -> float:
+    """Which dev evaluation is kept. "expression": the expression losses only -- the motion
+    losses keep falling long after the lips start to overfit, and the head motion is
+    calibrated afterwards anyway; "total": the whole training loss."""
+    if cfg.train.select == "total":
+        return m["loss"]
+    e = cfg.expression
+    return e.landmark_weight * m["landmark"] + e.weight_loss * m["weights"] + e.lip_corr_weight * m["lip_corr"]
+
+
 def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed: int | None = None,
           device: str = "cpu", command: str | None = None, log=print) -> dict:
     """Train on the prepared dataset `data`; write the best-on-dev checkpoint to `out`. Returns its info."""
@@ -120,6 +130,8 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
         cfg.train.epochs = epochs
     if seed is not None:
         cfg.train.seed = seed
+    if cfg.train.select not in ("expression", "total"):
+        raise ConfigError(f"train.select must be 'expression' or 'total', got {cfg.train.select!r}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = 0
     if world > 1:
@@ -178,7 +190,8 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
                     p.copy_(e)
             m = dev_metrics(net, dw, device)
             history.append({"epoch": epoch, **m})
-            if best is None or m["loss"] < best["loss"]:
+            m["select"] = _selection_score(m, cfg)
+            if best is None or m["select"] < best["select"]:
                 best = {"epoch": epoch, **m}
                 best_state = {k: v.detach().cpu().clone() for k, v in net.model.state_dict().items()}
             with torch.no_grad():
