@@ -8,8 +8,6 @@ It loads with `weights_only=True`: no pickled code, no network.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 
 from osmnet.config import Config, ConfigError
+from osmnet.files import atomic_path
 
 FORMAT = "osmnet-checkpoint"
 VERSION = 1
@@ -63,15 +62,8 @@ def save(ckpt: Checkpoint, path) -> Path:
         "info": ckpt.info,
         "sampling": ckpt.sampling,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(blob, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -20,16 +20,15 @@ speaker. Lower-casing joins the same person across collections (mead_trump / mim
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
+from osmnet.files import atomic_path
 from osmnet.take import ALL_CHANNELS
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -112,14 +111,8 @@ def clip_stats(channels: np.ndarray, loud: np.ndarray | None, lost: int) -> dict
 
 
 def _save_npz(path: Path, **arrays):
-    fd, tmp = tempfile.mkstemp(prefix=".clip-", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 _TRACKER = None
@@ -253,11 +246,5 @@ def _index(out: Path, clips: list, failed: list, fps: float, seconds: float) -> 
 
 
 def _write_json(path: Path, obj):
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))

@@ -17,13 +17,12 @@ import itertools
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from osmnet import checkpoint as ckpt_mod
+from osmnet.files import atomic_path
 from osmnet.sample import FeatureArray, Generator
 from osmnet.take import ARKIT_NAMES
 from osmnet.trainset import load_videos, split_speakers
@@ -158,12 +157,8 @@ def _nanmean(xs):
 
 
 def _write_json(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, allow_nan=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, allow_nan=True))
 
 
 def format_table(result: dict) -> str:

@@ -8,13 +8,12 @@ visible (previews, evaluation of lip motion in landmark space, the Blender previ
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from osmnet.files import atomic_path
 from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS
 
 DEFAULT_PATH = Path(__file__).parent / "default" / "expression_basis.npz"
@@ -42,16 +41,9 @@ class ExpressionBasis:
 
     def save(self, path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".basis-", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, neutral=self.neutral.astype(np.float32), deltas=self.deltas.astype(np.float32),
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, neutral=self.neutral.astype(np.float32), deltas=self.deltas.astype(np.float32),
                      names=np.array(ARKIT_NAMES), **{f"meta_{k}": np.asarray(v) for k, v in self.meta.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from osmnet.files import atomic_path
+
 
 class MediaError(ValueError):
     """A media file is missing, unreadable, or lacks the stream that was asked for."""
@@ -185,20 +187,15 @@ def write_video(frames, fps: float, path, audio=None, crf: int = 18) -> Path:
     16 kHz array) as AAC trimmed/padded to the video's length. Written to a temporary file
     beside `path` and renamed into place, so a failure never leaves a half-written video."""
     import itertools
-    import os
-    import tempfile
 
     import av
 
     rate = _video_rate(fps)
     wave = _audio_wave(audio) if audio is not None else None  # fail on bad audio before encoding
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".mp4", dir=path.parent)
-    os.close(fd)
     frames = iter(frames)
     count = 0
-    try:
+    with atomic_path(path, suffix=".mp4") as tmp:
         first = next(frames, None)
         if first is None:
             raise MediaError(f"no frames to write to {path}")
@@ -226,8 +223,4 @@ def write_video(frames, fps: float, path, audio=None, crf: int = 18) -> Path:
                 container.mux(packet)
             if astream is not None:
                 _write_audio(container, astream, wave[0], wave[1], count / float(rate))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

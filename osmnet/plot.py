@@ -2,12 +2,11 @@
 how takes differ (head motion, blinks) and where they agree (lip sync)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from osmnet.files import atomic_path
 from osmnet.take import Take
 
 ANGLES = ("headPitch", "headYaw", "headRoll")
@@ -40,13 +39,9 @@ def plot_takes(takes: list[Take], out, labels=None, shapes=KEY_SHAPES, title=Non
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, out)
+        with atomic_path(out, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return out

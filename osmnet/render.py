@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from osmnet import warp
+from osmnet.files import atomic_path
 from osmnet.paint import Painter
 from osmnet.rig import OUTER, Rig, RigPoser, build_rig
 from osmnet.take import ARKIT_NAMES, HEAD_CHANNELS, Take
@@ -302,15 +303,8 @@ def save_png(image: np.ndarray, path) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
     return path
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from osmnet.files import atomic_path
 
 FORMAT = "osmnet-take"
 VERSION = 1
@@ -137,15 +137,8 @@ class Take:
     def save(self, path) -> Path:
         """Write atomically: a reader never sees a half-written take."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".take-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), separators=(",", ":")))
         return path
 
     @classmethod
