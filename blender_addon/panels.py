@@ -168,11 +168,4 @@ CLASSES = (OSMNET_UL_takes, OSMNET_PT_main, OSMNET_PT_backend, OSMNET_PT_generat
            OSMNET_PT_output)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from backend.engine import Engine
 from backend.server import Server
 from backend.testing import ROOT, free_port
+from osmnet.sample import TakeChunk as Chunk  # stand-ins yield the real chunk type
 
 SCRIPT = r"""
 import json, sys
@@ -25,15 +25,6 @@ print(json.dumps({"python": sys.version.split()[0], "numpy": np.__version__, "mo
                   "types": [e.type for e in events], "sums": [float(takes[t].sum()) for t in sorted(takes)],
                   "shape": list(takes[0].shape)}))
 """
-
-
-@dataclass
-class Chunk:
-    take: int
-    start: int
-    values: np.ndarray
-    fps: float
-    done: bool
 
 
 class RampGenerator:
