@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -160,8 +160,11 @@ class Generator:
         keep = np.concatenate([np.arange(i * per + MARGIN, i * per + MARGIN + min(SEG_FRAMES, T)) for i in range(n_seg)])
         return utterance_offset(f[keep], self.cfg, default)
 
-    def _blocks(self, wave, f_start, f_end, takes, seed, diversity, intensity, prev=None):
-        """Yield (f0, values (takes, n, 58)) for model frames [f_start, f_end) block by block."""
+    def _blocks(self, wave, f_start, f_end, takes, seed, diversity, intensity, prev=None, should_stop=None):
+        """Yield (f0, values (takes, n, 58)) for model frames [f_start, f_end) block by block.
+        Ends early (no partial block) once `should_stop()` is true; it is asked before each block
+        and before each clip, so a cancel costs at most one clip's compute, not a whole block."""
+        stop = should_stop or (lambda: False)
         m, ctx = self.cfg.motion, self.cfg.audio.context
         L, P = m.clip_frames, m.prev_frames
         scale = self.pose_std / max(intensity, 1e-6)  # conditioning lives in the unscaled space
@@ -189,13 +192,19 @@ class Generator:
             pending = pool.submit(features, 0) if starts else None
             for b, f0 in enumerate(starts):
                 feats = pending.result()
+                if stop():
+                    return
                 pending = pool.submit(features, b + 1) if b + 1 < len(starts) else None
-                yield self._block(feats, f0, spans[b], f_end, takes, rngs, eye_s, diversity, intensity, state)
+                out = self._block(feats, f0, spans[b], f_end, takes, rngs, eye_s, diversity, intensity, state, stop)
+                if out is None:
+                    return
+                yield out
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _block(self, feats, f0, span, f_end, takes, rngs, eye_s, diversity, intensity, state):
-        """One block: expression once, then each clip of every take sampled, decoded and joined."""
+    def _block(self, feats, f0, span, f_end, takes, rngs, eye_s, diversity, intensity, state, stop):
+        """One block: expression once, then each clip of every take sampled, decoded and joined.
+        Returns None when `stop()` turns true between clips (the caller ends the stream)."""
         m = self.cfg.motion
         L, P = m.clip_frames, m.prev_frames
         prev_t, has_prev = state
@@ -207,6 +216,8 @@ class Generator:
             mu, std = self.model.mapper(clips_h)
             heads = []
             for j in range(span // L):
+                if stop():
+                    return None
                 eps = torch.as_tensor(np.stack([r.standard_normal(m.bases) for r in rngs]), dtype=torch.float32,
                                       device=self.device)
                 coeffs = mu[j] + (diversity * self.range_scale) * std[j] * eps
@@ -226,9 +237,11 @@ class Generator:
 
     # ---- public API -----------------------------------------------------------------------
     def stream(self, audio, *, takes: int = 1, seed: int = 0, diversity: float = 1.0, intensity: float = 1.0,
-               fps: float = 25.0, base: Take | None = None, reroll: tuple[int, int] | None = None
-               ) -> Iterator[TakeChunk]:
-        """Yield TakeChunks as soon as each block exists, takes interleaved."""
+               fps: float = 25.0, base: Take | None = None, reroll: tuple[int, int] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[TakeChunk]:
+        """Yield TakeChunks as soon as each block exists, takes interleaved. `should_stop` (no
+        arguments) is polled before every block and clip; when it returns True the stream just
+        ends, so a cancelled job frees the CPU within about one clip's compute."""
         if not isinstance(takes, int) or takes < 1:
             raise GenerateError(f"takes must be a positive integer, got {takes!r}")
         if not (isinstance(seed, int) and seed >= 0):
@@ -242,7 +255,7 @@ class Generator:
             raise GenerateError("re-roll needs both a base take and a START:END range")
         wave = audio if isinstance(audio, FeatureArray) else read_audio(audio)
         if base is not None:
-            yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps)
+            yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps, should_stop)
             return
         from osmnet.audio import n_frames
 
@@ -253,7 +266,7 @@ class Generator:
             t_model = n_frames(len(wave), SR, self.fps_model)
             t_out = n_frames(len(wave), SR, fps)
         res = [Resampler(self.fps_model, fps, t_model, t_out) for _ in range(takes)]
-        for f0, vals in self._blocks(wave, 0, t_model, takes, seed, diversity, intensity):
+        for f0, vals in self._blocks(wave, 0, t_model, takes, seed, diversity, intensity, should_stop=should_stop):
             last = f0 + vals.shape[1] >= t_model
             for k in range(takes):
                 start, out = res[k].push(vals[k], last)
@@ -261,7 +274,8 @@ class Generator:
                     yield TakeChunk(k, start, out, float(fps), last)
 
     def generate(self, audio, **kw) -> list[Take]:
-        """The concatenated stream, one Take per take."""
+        """The concatenated stream, one Take per take (takes the same keywords as `stream`,
+        `should_stop` included: a stopped run returns the frames made so far)."""
         parts: dict[int, list[np.ndarray]] = {}
         fps = float(kw.get("fps", 25.0))
         for ch in self.stream(audio, **kw):
@@ -272,7 +286,7 @@ class Generator:
             meta["reroll"] = list(kw["reroll"])
         return [Take.from_array(np.concatenate(parts[k]), fps, meta={**meta, "take": k}) for k in sorted(parts)]
 
-    def _reroll(self, wave, base: Take, reroll, takes, seed, diversity, intensity, fps):
+    def _reroll(self, wave, base: Take, reroll, takes, seed, diversity, intensity, fps, should_stop=None):
         s, e = (int(x) for x in reroll)
         base = base.resample(fps) if base.fps != fps else base
         if not (0 <= s < e <= base.frames):
@@ -282,7 +296,10 @@ class Generator:
         s_m = int(np.floor(s / fps * self.fps_model))
         e_m = min(len(b_model), int(np.ceil(e / fps * self.fps_model)) + 1)
         prev = b_model[s_m - P:s_m, :N_HEAD] if s_m >= P else None
-        new = np.concatenate([v for _, v in self._blocks(wave, s_m, e_m, takes, seed, diversity, intensity, prev)], 1)
+        blocks = [v for _, v in self._blocks(wave, s_m, e_m, takes, seed, diversity, intensity, prev, should_stop)]
+        if should_stop is not None and should_stop():
+            return
+        new = np.concatenate(blocks, 1)
         t_m = (np.arange(s, e) / fps) * self.fps_model - s_m
         ramp = max(1, min(int(round(0.4 * fps)), (e - s) // 2))
         x = np.arange(s, e)

@@ -188,6 +188,26 @@ def test_first_chunk_arrives_long_before_the_whole_audio_is_done(gen):
     assert t_first < 0.35 * total
 
 
+def test_should_stop_ends_the_stream_within_one_clip(gen, monkeypatch):
+    """A cancel (should_stop true) stops the model at the next clip, not after the whole audio."""
+    calls = []
+    decode = gen.model.motion.decode
+    monkeypatch.setattr(gen.model.motion, "decode", lambda *a: calls.append(1) or decode(*a))
+    wave = (speech_like(40.0, np.random.default_rng(1)), SR)  # 8 blocks of 4 clips
+    stopped = []
+    chunks = []
+    for ch in gen.stream(wave, takes=2, seed=0, should_stop=lambda: bool(stopped)):
+        chunks.append(ch)
+        stopped.append(True)  # cancel right after the first chunk
+    assert len(calls) == 4  # only the first block's clips were decoded (of 32)
+    assert {c.start for c in chunks} == {0} and not any(c.done for c in chunks)
+
+    calls.clear()  # stop in the middle of a block: no more clips are decoded, no partial block yielded
+    out = list(gen.stream(wave, takes=2, seed=0, should_stop=lambda: len(calls) >= 2))
+    assert len(calls) == 2 and out == []
+    assert gen.generate(wave, takes=2, should_stop=lambda: True) == []
+
+
 def test_cli_generate_writes_identical_files_for_the_same_seed(tiny_checkpoint, tmp_path, capsys):
     wav = tmp_path / "s.wav"
     sf.write(wav, speech_like(3.0, np.random.default_rng(2)), SR)
