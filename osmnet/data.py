@@ -4,7 +4,8 @@ Per clip: MediaPipe tracking resampled to `fps` (take channels), landmarks in ca
 space, per-frame audio features and loudness. Audio is the video's own audio stream, else a
 .wav of the same stem beside the video (as for styletalk_*); a clip with neither is kept as
 motion-only (no "audio" array). Audio whose length differs from the video's by more than
-0.1 s fails that clip. Failed clips are printed and listed under "failed" in index.json.
+0.1 s fails that clip. Speech clips whose sound is clearly early or late against the tracked
+mouth get their audio shifted into sync (osmnet.avsync; offsets under "stats"). Failed clips are printed and listed under "failed" in index.json.
 
 Layout:  DATASET/index.json, DATASET/clips/<name>.npz (channels (T, 58) in ALL_CHANNELS order,
 landmarks (T, 478, 3) canonical cm, loudness (T,) dB, audio (T, FEATURE_DIM) when there is
@@ -207,6 +208,9 @@ def prepare(inputs, out, workers: int = 2, model_path=None, fps: float = 25.0, p
                 record(*fut.result())
     bar.close()
     clips = [results[str(v)] for v in videos if str(v) in results]
+    for c in sync_clips(out, clips):
+        tqdm.write(f"osmnet prepare: {c['name']}: audio out of sync by {c['stats']['av_offset']:+d} frames "
+                   f"(r {c['stats']['av_lag0_r']:.2f} -> {c['stats']['av_peak_r']:.2f}); shifted", file=sys.stderr)
     index = _index(out, clips, failed, fps, time.time() - t0)
     if fit_basis and clips:
         from osmnet.expression import fit_dataset_basis
@@ -214,6 +218,25 @@ def prepare(inputs, out, workers: int = 2, model_path=None, fps: float = 25.0, p
         index["expression_basis"] = fit_dataset_basis(out, clips, task_path=model_path)
     _write_json(out / "index.json", index)
     return index
+
+
+def sync_clips(out: Path, clips: list) -> list:
+    """Estimate every speech clip's audio/video offset (osmnet.avsync), store it in its stats and
+    shift the clip's audio and loudness where it is clearly out of sync; returns the shifted clips."""
+    from osmnet.avsync import estimate_offsets, mouth_opening, shift_frames
+
+    speech = [c for c in clips if c["has_audio"]]
+    data = [dict(np.load(out / "clips" / f"{c['name']}.npz")) for c in speech]
+    found = estimate_offsets([(c["speaker"], d["audio"], mouth_opening(d["channels"], d["landmarks"]))
+                              for c, d in zip(speech, data)])
+    shifted = []
+    for c, d, est in zip(speech, data, found):
+        c["stats"].update(est)
+        if est["av_shift"]:
+            d["audio"], d["loudness"] = shift_frames(d["audio"], est["av_shift"]), shift_frames(d["loudness"], est["av_shift"])
+            _save_npz(out / "clips" / f"{c['name']}.npz", **d)
+            shifted.append(c)
+    return shifted
 
 
 def _index(out: Path, clips: list, failed: list, fps: float, seconds: float) -> dict:

@@ -9,10 +9,10 @@ Chunks are yielded per block, takes interleaved, so the first arrives after one 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class Generator:
         self.range_scale = float(ckpt.sampling.get("range_scale", 1.0))
 
     @classmethod
-    def load(cls, checkpoint=None, device: str = "cpu") -> "Generator":
+    def load(cls, checkpoint=None, device: str = "cpu") -> Generator:
         ck = ckpt_mod.load(checkpoint)
         name = "osmnet-default" if checkpoint is None else Path(checkpoint).stem
         return cls(ck, device, name)

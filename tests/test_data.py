@@ -71,6 +71,9 @@ def test_clip_statistics_are_plausible(prepared):
         assert all(0.2 < x < 15 for x in s["pose_std_deg"])
         assert s["lost_frames"] >= 0 and 0 <= s["jaw_open_mean"] <= 1
         assert ("jaw_loudness_corr" in s) == c["has_audio"]
+        assert ("av_offset" in s) == c["has_audio"]  # A/V sync checked for every speech clip
+        if c["has_audio"]:
+            assert -8 <= s["av_offset"] <= 8 and s["av_shift"] in (0, s["av_offset"])
     assert index["speakers"] == {"pcavs_00010": 1, "feifeili": 1, "furious_talk2": 1}
 
 
