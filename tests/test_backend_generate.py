@@ -51,6 +51,13 @@ def reference(generator, audio, **kw) -> dict[int, np.ndarray]:
     return {i: t.array() for i, t in enumerate(generator.generate(audio, **kw))}
 
 
+def assert_same_take(got, want):
+    """Same seed, same take: equal up to float rounding. Torch's reduction order depends on how
+    many intra-op threads a job gets (fewer when jobs run side by side on a busy machine), so
+    bit equality would tie these tests to the load; a different seed differs by ~1e-1."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("send", ["path", "bytes"])
 def test_streamed_takes_are_identical_to_the_python_generator(server, generator, speech_wav, send):
     address, _ = server
@@ -61,7 +68,7 @@ def test_streamed_takes_are_identical_to_the_python_generator(server, generator,
     want = reference(generator, str(speech_wav), takes=3, seed=7, diversity=0.8)
     assert sorted(got) == [0, 1, 2]
     for t in want:
-        np.testing.assert_array_equal(got[t], want[t])
+        assert_same_take(got[t], want[t])
 
 
 def test_streamed_takes_match_osmnet_generate_files(server, ckpt_args, speech_wav, tmp_path):
@@ -74,7 +81,7 @@ def test_streamed_takes_match_osmnet_generate_files(server, ckpt_args, speech_wa
     for t in (0, 1):
         cli = Take.load(out / f"take_{t:02d}.json")
         assert cli.fps == 30 and cli.frames == got[t].shape[0]
-        np.testing.assert_allclose(got[t], cli.array(), rtol=0, atol=1e-6)  # take files keep 6 decimals
+        assert_same_take(got[t], cli.array())
 
 
 def test_a_reroll_through_the_server_matches_the_generator(server, generator, speech_wav):
@@ -84,7 +91,7 @@ def test_a_reroll_through_the_server_matches_the_generator(server, generator, sp
         got = assemble(c.generate(audio=str(speech_wav), takes=2, seed=9, base=base, reroll=(20, 60)))
     want = reference(generator, str(speech_wav), takes=2, seed=9, base=base, reroll=(20, 60))
     for t in want:
-        np.testing.assert_array_equal(got[t], want[t])
+        assert_same_take(got[t], want[t])
     np.testing.assert_array_equal(got[0][:10], base.array()[:10])
 
 
@@ -166,7 +173,7 @@ def test_16_clients_with_8_takes_each_get_exactly_their_own_takes(server, genera
     for i in range(16):  # every client got exactly its own seed's takes
         want = reference(generator, wave, takes=8, seed=100 + i)
         for t in range(8):
-            np.testing.assert_array_equal(results[i][t], want[t])
+            assert_same_take(results[i][t], want[t])
     seeds_differ = [not np.array_equal(results[0][0], results[i][0]) for i in range(1, 16)]
     assert all(seeds_differ), "two clients received the same take: chunks were mixed up"
 
@@ -216,7 +223,7 @@ def test_two_worker_processes_share_the_jobs(ckpt_args, generator):
             want = reference(generator, wave, takes=2, seed=i)
             got = assemble(results[i])
             for t in (0, 1):
-                np.testing.assert_allclose(got[t], want[t], rtol=0, atol=1e-5)  # 1 vs default torch threads
+                assert_same_take(got[t], want[t])
     finally:
         for w in workers:
             w.stop()
