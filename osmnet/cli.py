@@ -177,7 +177,7 @@ def _run_generate(a):
 
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="dev-speaker metrics of a checkpoint vs baselines")
-    p.add_argument("--data", default=".work/dataset", help="dataset folder (default .work/dataset)")
+    p.add_argument("--data", required=True, help="dataset folder made by `osmnet prepare`")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     p.add_argument("--takes", type=int, default=8, help="takes per dev video (default 8)")
     p.add_argument("--seed", type=int, default=0)
