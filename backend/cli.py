@@ -1,0 +1,118 @@
+"""The backend's commands (`osmnet serve`, `osmnet worker`, `osmnet keys`).
+
+They reach `osmnet` through the `osmnet.commands` entry points in pyproject.toml, so the model
+library never imports the backend (or zmq); the work itself is in server.py, worker.py and
+security.py.
+"""
+from __future__ import annotations
+
+import sys
+
+from osmnet.cli import CommandError
+
+
+def add_serve(sub):
+    p = sub.add_parser("serve", help="run the backend that Blender and scripts talk to (loads the model once)")
+    p.add_argument("--bind", default="tcp://127.0.0.1:5555",
+                   help="address to listen on (default: this machine only); other interfaces need --keys")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the built-in worker")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
+    p.add_argument("--keys", default=None, metavar="DIR", help="CurveZMQ keys from `osmnet keys` (encrypts "
+                   "and authenticates every client and worker)")
+    p.add_argument("--workers", type=int, default=1, help="built-in worker threads sharing the loaded model "
+                   "(0: only remote `osmnet worker`s run jobs)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-audio-seconds", type=float, default=600.0)
+    p.add_argument("--max-message-mb", type=float, default=64.0)
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(a):
+    import logging
+
+    from backend.engine import Engine
+    from backend.security import SecurityError, check_bind
+    from backend.server import Limits, Server
+
+    logging.basicConfig(level=logging.INFO, format="osmnet serve: %(message)s")
+    try:
+        check_bind(a.bind, a.keys)  # refuse before spending seconds on loading the model
+        engine = Engine.load(a.checkpoint, a.device, threads=a.threads) if a.workers > 0 else None
+        server = Server(a.bind, engine=engine, local_workers=a.workers, keys_dir=a.keys,
+                        limits=Limits(max_audio_seconds=a.max_audio_seconds, max_message_mb=a.max_message_mb),
+                        expect_workers=a.workers == 0).start()
+    except (SecurityError, OSError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    except Exception as e:
+        if type(e).__name__ != "ZMQError":
+            raise
+        raise CommandError(f"cannot listen on {a.bind}: {e} (is another server using this port?)") from None
+    what = f"model {engine.name} on {engine.device}, {a.workers} worker(s)" if engine else "no built-in worker"
+    print(f"osmnet serve: listening on {server.address} ({what}); Ctrl+C stops", file=sys.stderr, flush=True)
+    _wait_until_stopped(server)
+    return 0
+
+
+def add_worker(sub):
+    p = sub.add_parser("worker", help="an extra worker (e.g. one per GPU or machine) for a running `osmnet serve`")
+    p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="the server's address")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
+    p.add_argument("--keys", default=None, metavar="DIR", help="folder with client.key_secret and server.key")
+    p.add_argument("--name", default=None, help="name shown in the server's worker list")
+    p.add_argument("--slots", type=int, default=1, help="jobs this worker runs at the same time")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(run=run_worker)
+
+
+def run_worker(a):
+    import logging
+
+    from backend.engine import Engine
+    from backend.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="osmnet worker: %(message)s")
+    try:
+        engine = Engine.load(a.checkpoint, a.device, threads=a.threads)
+        worker = Worker(a.connect, engine, name=a.name, slots=a.slots, keys_dir=a.keys).start()
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    except Exception as e:
+        if type(e).__name__ != "ClientError":  # missing key files
+            raise
+        raise CommandError(e.message) from None
+    print(f"osmnet worker: {worker.name} ({engine.name} on {engine.device}) attaching to {a.connect}",
+          file=sys.stderr, flush=True)
+    _wait_until_stopped(worker)
+    return 0
+
+
+def _wait_until_stopped(service):
+    """Block the main thread until the service stops (shutdown request, SIGTERM or Ctrl+C)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    try:
+        while service.is_alive():
+            service.join(0.5)
+    except KeyboardInterrupt:
+        service.request_stop()
+        service.join(10.0)
+
+
+def add_keys(sub):
+    p = sub.add_parser("keys", help="create CurveZMQ keys so `osmnet serve` may listen beyond this machine")
+    p.add_argument("--out", required=True, metavar="DIR", help="new folder for the key files")
+    p.set_defaults(run=run_keys)
+
+
+def run_keys(a):
+    from backend.security import SecurityError, make_keys
+
+    try:
+        paths = make_keys(a.out)
+    except SecurityError as e:
+        raise CommandError(str(e)) from None
+    print(f"server: osmnet serve --bind tcp://0.0.0.0:5555 --keys {a.out}")
+    print(f"clients/workers: copy {paths['client_secret']} and {paths['server']} into a folder and pass it as --keys")
+    return 0
