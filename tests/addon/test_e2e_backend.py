@@ -33,9 +33,7 @@ def server(checkpoint):
 
 @pytest.fixture
 def scene(tmp_path):
-    ui_support.enable_addon()
-    scene = ui_support.fresh_scene()
-    scene.render.fps = 25
+    scene = ui_support.addon_scene()
     scene.osmnet.target = ui_support.make_face()
     yield scene
     runtime.cancel()

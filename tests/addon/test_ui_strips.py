@@ -12,10 +12,7 @@ from blender_addon import compat, strips, takefile  # noqa: E402
 
 @pytest.fixture
 def scene():
-    ui_support.enable_addon()
-    scene = ui_support.fresh_scene()
-    scene.render.fps = 25
-    return scene
+    return ui_support.addon_scene()
 
 
 def test_speech_file_is_placed_as_a_sound_strip_at_the_chosen_frame(scene, tmp_path):

@@ -11,10 +11,7 @@ from blender_addon import takefile  # noqa: E402
 
 @pytest.fixture
 def scene():
-    ui_support.enable_addon()
-    scene = ui_support.fresh_scene()
-    scene.render.fps = 25
-    return scene
+    return ui_support.addon_scene()
 
 
 def _take_file(path, frames=50, fps=25.0, jaw=None):

@@ -49,6 +49,14 @@ def fresh_scene():
     return bpy.context.scene
 
 
+def addon_scene(fps=25):
+    """The scene most UI tests start from: add-on enabled, factory scene at a known frame rate."""
+    enable_addon()
+    scene = fresh_scene()
+    scene.render.fps = fps
+    return scene
+
+
 def make_face(name="Face"):
     """A mesh with a basis and the 52 ARKit shape keys (jawOpen moves the bottom vertices)."""
     import bpy
