@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,27 @@ def checkpoint_for_tests(tmp_dir) -> Path | None:
     ck = checkpoint.Checkpoint(cfg, model.state_dict(), norms, eyes.fit(tracks), {"note": "untrained, for tests"})
     checkpoint.save(ck, path)
     return path
+
+
+def cancel_after_first_chunk(client, job) -> tuple[list, float, float]:
+    """Wait for `job`'s first chunk, cancel it and drain to its final event.
+
+    Returns (events, seconds from the cancel to the final event, perf_counter stamp of the cancel),
+    the numbers the cancel tests and the bench measure."""
+    events = []
+    while not any(e.type == "chunk" for e in events):
+        events += client.drain()
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    client.cancel(job)
+    while not (events and events[-1].final):
+        events += client.drain()
+        time.sleep(0.0005)
+    return events, time.perf_counter() - t0, t0
+
+
+def wait_until_workers_idle(client) -> None:
+    """Block until no cancelled job is still winding down on a worker (`stopping` back to 0)."""
+    while client._request("ping", {}).content["stopping"]:
+        time.sleep(0.002)
+

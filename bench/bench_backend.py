@@ -43,19 +43,10 @@ def cancel_latency(address, wave, repeats=5):
     with Client(address, timeout=60) as c:
         for _ in range(repeats):
             job = c.submit_generate(wave, takes=8)
-            events = []
-            while not any(e.type == "chunk" for e in events):
-                events += c.drain()
-                time.sleep(0.001)
-            t0 = time.perf_counter()
-            c.cancel(job)
-            while not (events and events[-1].final):
-                events += c.drain()
-                time.sleep(0.0005)
+            events, seen, t0 = T.cancel_after_first_chunk(c, job)
             assert events[-1].content.get("status") == "cancelled"
-            out.append((time.perf_counter() - t0) * 1000)
-            while c._request("ping", {}).content["stopping"]:
-                time.sleep(0.002)
+            out.append(seen * 1000)
+            T.wait_until_workers_idle(c)
             stops.append((time.perf_counter() - t0) * 1000)
     return sorted(out)[len(out) // 2], sorted(stops)[len(stops) // 2]
 

@@ -130,18 +130,8 @@ def test_cancel_with_the_real_generator_ends_the_stream_in_under_100_ms(server):
     address, _ = server
     with Client(address, timeout=30) as c:
         job = c.submit_generate(T.speech(120.0), takes=8)
-        events = []
-        while not any(e.type == "chunk" for e in events):
-            events += c.drain()
-            time.sleep(0.001)
-        t0 = time.perf_counter()
-        c.cancel(job)
-        while not events[-1].final:
-            events += c.drain()
-            time.sleep(0.0005)
-        seen = time.perf_counter() - t0
-        while c._request("ping", {}).content["stopping"]:  # the worker winds down at its next block
-            time.sleep(0.002)
+        events, seen, t0 = T.cancel_after_first_chunk(c, job)
+        T.wait_until_workers_idle(c)  # the worker winds down at its next clip
         stopped = time.perf_counter() - t0
     assert events[-1].type == "finished" and events[-1].content["status"] == "cancelled"
     assert seen < 0.1, f"the stream ended {seen * 1000:.0f} ms after cancel"

@@ -15,7 +15,7 @@ import pytest
 
 from backend.engine import Engine
 from backend.server import Limits, Server
-from backend.testing import free_port
+from backend.testing import cancel_after_first_chunk, free_port, wait_until_workers_idle
 from backend.worker import Worker
 from blender_addon import protocol as P
 from blender_addon.client import Client, ClientError, assemble
@@ -192,17 +192,8 @@ def test_a_local_client_may_send_a_path_instead_of_bytes(server_with, tmp_path):
 def test_cancel_ends_the_stream_within_100_ms_and_frees_the_worker(server_with):
     gen = SteppedGenerator(block=5, delay=0.02)
     srv, c = server_with(gen)
-    events = []
     job = c.submit_generate(audio(60.0), takes=2)
-    while not any(e.type == "chunk" for e in events):
-        events += c.drain()
-        time.sleep(0.002)
-    t0 = time.perf_counter()
-    c.cancel(job)
-    while not (events and events[-1].final):
-        events += c.drain()
-        time.sleep(0.001)
-    latency = time.perf_counter() - t0
+    events, latency, _ = cancel_after_first_chunk(c, job)
     assert events[-1].type == "finished" and events[-1].content["status"] == "cancelled"
     assert latency < 0.1, f"cancel took {latency * 1000:.0f} ms"
     made = gen.blocks_made
@@ -242,17 +233,8 @@ def test_cancel_stops_the_models_work_inside_a_block_when_the_generator_can_be_t
     gen = InterruptibleGenerator(block=25)
     srv, c = server_with(gen)
     job = c.submit_generate(audio(60.0), takes=1)
-    events = []
-    while not any(e.type == "chunk" for e in events):
-        events += c.drain()
-        time.sleep(0.002)
-    t0 = time.perf_counter()
-    c.cancel(job)
-    while not (events and events[-1].final):
-        events += c.drain()
-        time.sleep(0.001)
-    while c._request("ping", {}).content["stopping"]:
-        time.sleep(0.002)
+    events, _, t0 = cancel_after_first_chunk(c, job)
+    wait_until_workers_idle(c)
     stopped = time.perf_counter() - t0
     assert events[-1].content["status"] == "cancelled"
     assert stopped < 0.1, f"the worker computed on for {stopped * 1000:.0f} ms of a 500 ms block"
