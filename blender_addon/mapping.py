@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .takefile import ARKIT_NAMES, _atomic_write_text
+from .files import atomic_write
+from .takefile import ARKIT_NAMES
 
 PRESET_FORMAT = "osmnet-mapping"
 PRESET_VERSION = 1
@@ -197,7 +198,7 @@ class Mapping:
 
 
 def save_preset(mapping: Mapping, path) -> Path:
-    return _atomic_write_text(Path(path), json.dumps(mapping.to_dict(), indent=1))
+    return atomic_write(path, json.dumps(mapping.to_dict(), indent=1))
 
 
 def load_preset(path) -> Mapping:

@@ -17,14 +17,13 @@ Public API
 from __future__ import annotations
 
 import io
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .takefile import ARKIT_NAMES
 
 DATA_PATH = Path(__file__).resolve().parent / "data" / "preview_head.npz"
@@ -153,13 +152,7 @@ def pack(src, dst) -> Path:
         }
     buf = io.BytesIO()
     np.savez_compressed(buf, **out)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".head-", suffix=".tmp", dir=dst.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dst)
+    dst = atomic_write(dst, buf.getvalue())
     HeadData.load(dst)  # the packed file must read back
     return dst
 

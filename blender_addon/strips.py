@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from . import compat
+from .files import atomic_write
 
 
 class UserError(Exception):
@@ -143,10 +144,7 @@ def write_png(path: Path, rgb: np.ndarray):
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-    fd, tmp = tempfile.mkstemp(prefix=".frame-", suffix=".png", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(png)
-    os.replace(tmp, path)
+    atomic_write(path, png)
 
 
 def frames_folder(context, take_name: str) -> Path:

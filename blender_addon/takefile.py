@@ -19,12 +19,12 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT = "osmnet-take"
 VERSION = 1
@@ -131,22 +131,10 @@ def take_from_dict(d, where: str = "take") -> Take:
     return take
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_take(take: Take, path) -> Path:
-    return _atomic_write_text(Path(path), json.dumps(take_to_dict(take), separators=(",", ":")))
+    return atomic_write(path, json.dumps(take_to_dict(take), separators=(",", ":")))
 
 
 def load_take(path) -> Take:
@@ -260,4 +248,4 @@ def write_livelink_csv(take: Take, path, fps: float | None = None, start: float 
     for k in range(n):
         w.writerow([format_timecode(start + times[k], fps), count,
                     *(f"{x:.6g}" for x in vals[k]), *("0" for _ in LIVELINK_EYES)])
-    return _atomic_write_text(Path(path), buf.getvalue())
+    return atomic_write(path, buf.getvalue())
