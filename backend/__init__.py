@@ -4,7 +4,8 @@ server.py  ROUTER loop (never blocks on work)    jobs.py     job table, queue, w
 handlers.py one function per request type        worker.py   workers: socket loop + compute threads
 tasks.py   what a worker does with one job       engine.py   adapter over osmnet Generator/renderer
 security.py loopback-by-default, CurveZMQ keys   cli.py      serve/worker/keys (osmnet.commands entry points)
-Wire format: blender_addon/protocol.py (docs/protocol.md). Nothing imports this package, so osmnet
+memory.py  flat RSS under MB-sized messages
+Wire format: blender_addon/core/protocol.py (docs/protocol.md). Nothing imports this package, so osmnet
 itself never needs zmq.
 """
 from .server import Limits, Server  # noqa: F401

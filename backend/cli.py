@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import sys
 
+import zmq
+
+from blender_addon.core.client import ClientError
+from blender_addon.core.errors import OsmnetError
 from osmnet.cli import CommandError
 
 
@@ -31,7 +35,7 @@ def run_serve(a):
     import logging
 
     from backend.engine import Engine
-    from backend.security import SecurityError, check_bind
+    from backend.security import check_bind
     from backend.server import Limits, Server
 
     logging.basicConfig(level=logging.INFO, format="osmnet serve: %(message)s")
@@ -41,11 +45,9 @@ def run_serve(a):
         server = Server(a.bind, engine=engine, local_workers=a.workers, keys_dir=a.keys,
                         limits=Limits(max_audio_seconds=a.max_audio_seconds, max_message_mb=a.max_message_mb),
                         expect_workers=a.workers == 0).start()
-    except (SecurityError, OSError, ValueError) as e:
+    except (OsmnetError, OSError) as e:
         raise CommandError(str(e)) from None
-    except Exception as e:
-        if type(e).__name__ != "ZMQError":
-            raise
+    except zmq.ZMQError as e:
         raise CommandError(f"cannot listen on {a.bind}: {e} (is another server using this port?)") from None
     what = f"model {engine.name} on {engine.device}, {a.workers} worker(s)" if engine else "no built-in worker"
     print(f"osmnet serve: listening on {server.address} ({what}); Ctrl+C stops", file=sys.stderr, flush=True)
@@ -75,12 +77,10 @@ def run_worker(a):
     try:
         engine = Engine.load(a.checkpoint, a.device, threads=a.threads)
         worker = Worker(a.connect, engine, name=a.name, slots=a.slots, keys_dir=a.keys).start()
-    except (OSError, ValueError) as e:
-        raise CommandError(str(e)) from None
-    except Exception as e:
-        if type(e).__name__ != "ClientError":  # missing key files
-            raise
+    except ClientError as e:  # missing key files
         raise CommandError(e.message) from None
+    except (OsmnetError, OSError) as e:
+        raise CommandError(str(e)) from None
     print(f"osmnet worker: {worker.name} ({engine.name} on {engine.device}) attaching to {a.connect}",
           file=sys.stderr, flush=True)
     _wait_until_stopped(worker)

@@ -13,7 +13,9 @@ import tempfile
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from blender_addon.core.errors import EnvironmentProblem
+
+from osmnet.audio import SAMPLE_RATE  # noqa: E402  (the one rate)
 
 
 class Engine:
@@ -26,43 +28,33 @@ class Engine:
 
     @classmethod
     def load(cls, checkpoint=None, device: str = "cpu", threads: int | None = None) -> "Engine":
-        from osmnet.sample import Generator
+        from osmnet.generate import Generator
 
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+            raise EnvironmentProblem(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
 
         return cls(Generator.load(checkpoint, device=device))
 
     @staticmethod
     def _has_renderer() -> bool:
-        return importlib.util.find_spec("osmnet.render") is not None
+        return importlib.util.find_spec("osmnet.render.portrait") is not None
 
     # ---- generation ----
     def stream(self, audio, should_stop=None, **options):
         """Yields TakeChunk(take, start, values (n, 58), fps, done) as soon as each exists.
 
-        `should_stop` (a no-argument callable) reaches the generator when it accepts one, so a
+        `should_stop` (a no-argument callable) is polled by the generator between clips, so a
         cancel stops the model inside a block instead of at the next chunk.
         """
-        if should_stop is not None and self._accepts_should_stop():
-            options["should_stop"] = should_stop
-        return self.generator.stream(audio, **options)
-
-    def _accepts_should_stop(self) -> bool:
-        import inspect
-
-        try:
-            return "should_stop" in inspect.signature(self.generator.stream).parameters
-        except (TypeError, ValueError):
-            return False
+        return self.generator.stream(audio, should_stop=should_stop, **options)
 
     def load_audio(self, path=None, data: bytes | None = None, name: str = "") -> tuple[np.ndarray, int]:
-        """A path, or file bytes in any common format -> (float32 mono samples, 16000)."""
-        from osmnet.media import load_audio
+        """A path, or file bytes in any common format -> (float32 mono samples, SAMPLE_RATE)."""
+        from osmnet.audio import load_audio
 
         if data is None:
             return load_audio(path, sr=SAMPLE_RATE), SAMPLE_RATE
@@ -82,11 +74,11 @@ class Engine:
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
     def portrait(self, rgb: np.ndarray, face_index=None):
-        from osmnet.render import Portrait
+        from osmnet.render.portrait import Portrait
 
         return Portrait.from_image(rgb, face_index=face_index)
 
     def render_frames(self, portrait, take, size: int):
-        from osmnet.render import render_frames
+        from osmnet.render.portrait import render_frames
 
         return render_frames(portrait, take, size=size, device=self.render_device)

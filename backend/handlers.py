@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import time
 
-from blender_addon import protocol as P
-from blender_addon.protocol import Message, ProtocolError
+from blender_addon.core import protocol as P
+from blender_addon.core.protocol import Message, ProtocolError
 
-from osmnet.take import ALL_CHANNELS
+from blender_addon.core.take import ALL_CHANNELS
 
 from .jobs import Job
 

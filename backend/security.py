@@ -7,36 +7,22 @@ A server with keys encrypts every connection and accepts only clients whose publ
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import zmq
 import zmq.auth
 
+from blender_addon.core.endpoints import is_loopback, load_key
+from blender_addon.core.errors import UserInputError
 
-class SecurityError(Exception):
+
+class SecurityError(UserInputError):
     """Refused for safety; the message says how to do it safely."""
 
 
-def is_loopback_endpoint(endpoint: str) -> bool:
-    """True for inproc://, ipc:// and tcp:// on 127.0.0.0/8, ::1 or localhost."""
-    if endpoint.startswith(("inproc://", "ipc://")):
-        return True
-    if not endpoint.startswith("tcp://"):
-        return False
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # an interface name or "*": could be reachable from the network
-
-
 def check_bind(endpoint: str, keys_dir) -> None:
-    if keys_dir is None and not is_loopback_endpoint(endpoint):
+    if keys_dir is None and not is_loopback(endpoint):
         raise SecurityError(
             f"refusing to bind {endpoint} without encryption: anyone who can reach this address could "
             "run jobs and read your audio. Bind tcp://127.0.0.1:PORT for this machine only, or create "
@@ -60,34 +46,14 @@ def make_keys(out_dir) -> dict[str, Path]:
     return paths
 
 
-def _load(path: Path, want_secret: bool):
-    if not path.is_file():
-        raise SecurityError(f"key file {path} not found; create keys with `osmnet keys --out DIR`")
-    try:
-        public, secret = zmq.auth.load_certificate(str(path))
-    except Exception as e:
-        raise SecurityError(f"{path} is not a CurveZMQ key file ({e})") from None
-    if want_secret and secret is None:
-        raise SecurityError(f"{path} holds no secret key; use the .key_secret file")
-    return public, secret
-
-
 def secure_server(sock, ctx, keys_dir):
     """Turn on CURVE for a server socket; returns the authenticator thread (stop it on shutdown)."""
     from zmq.auth.thread import ThreadAuthenticator
 
     keys = Path(keys_dir)
-    public, secret = _load(keys / "server.key_secret", True)
+    public, secret = load_key(str(keys / "server.key_secret"), True)
     auth = ThreadAuthenticator(ctx)
     auth.start()
     auth.configure_curve(domain="*", location=str(keys))
     sock.curve_publickey, sock.curve_secretkey, sock.curve_server = public, secret, True
     return auth
-
-
-def secure_client(sock, keys_dir):
-    """Turn on CURVE for a client/worker socket from DIR/client.key_secret and DIR/server.key."""
-    keys = Path(keys_dir)
-    public, secret = _load(keys / "client.key_secret", True)
-    server_public, _ = _load(keys / "server.key", False)
-    sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public

@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 
 import zmq
 
-from blender_addon import protocol as P
-from blender_addon.protocol import Message, ProtocolError
+from blender_addon.core import protocol as P
+from blender_addon.core.protocol import Message, ProtocolError
 
 from . import handlers
 from .jobs import Job, JobTable, WorkerState
+from .memory import return_big_buffers_to_the_os
 from .security import check_bind, secure_server
 
 log = logging.getLogger("osmnet.backend")
@@ -39,23 +40,6 @@ class Limits:
     @property
     def max_message_bytes(self) -> int:
         return int(self.max_message_mb * 2**20)
-
-
-def return_big_buffers_to_the_os():
-    """Make glibc serve every buffer >= 128 KiB with its own mmap, freed back to the OS at once.
-
-    glibc otherwise raises its mmap threshold after the first large free, and the MB-sized
-    messages of a long-running server (audio uploads, oversize junk) then fragment the heap and
-    RSS only grows. No-op where glibc's mallopt is not available.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (a fixed value also stops the dynamic raise)
-    except (OSError, AttributeError):
-        pass
 
 
 def peer_is_local(frame) -> bool:
@@ -289,7 +273,7 @@ class Server:
     # ---- sending ----
     def welcome(self) -> Message:
         from osmnet import __version__
-        from osmnet.take import ALL_CHANNELS
+        from blender_addon.core.take import ALL_CHANNELS
 
         workers = [w.describe() for w in self.table.workers.values()]
         first = workers[0] if workers else {}

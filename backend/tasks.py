@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 
-from blender_addon.protocol import Message, ProtocolError
-from osmnet.take import ALL_CHANNELS, Take
+from blender_addon.core.errors import UserInputError
+from blender_addon.core.protocol import Message, ProtocolError
+from blender_addon.core.take import ALL_CHANNELS, Take
+from osmnet.render.portrait import RenderError
 
 log = logging.getLogger("osmnet.backend")
 PROGRESS_EVERY = 0.1  # seconds between progress events
 FRAMES_BATCH = 8      # rendered frames per `frames` message
-# osmnet modules whose ValueErrors describe the request (bad seed, range, size, take), not the server.
-INPUT_ERROR_MODULES = ("osmnet.sample", "osmnet.take", "osmnet.render")
 
 
 def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
@@ -31,9 +31,9 @@ def run_job(engine, kind: str, spec: dict, buffers: list, cancelled, emit):
         emit(Message("error", {"code": e.code, "message": e.message}))
         return
     except Exception as e:
-        if isinstance(e, ValueError) and type(e).__module__ in INPUT_ERROR_MODULES:
-            # osmnet's own input errors (GenerateError, TakeError, ...) already say what to fix.
-            emit(Message("error", {"code": "bad_request", "message": str(e)}))
+        if isinstance(e, UserInputError):
+            # The request's own mistake (GenerateError, TakeError, ...): the message says what to fix.
+            emit(Message("error", {"code": e.code, "message": str(e)}))
         else:  # the engine failed: report it, keep the worker alive
             log.exception("job failed")
             emit(Message("error", {"code": "internal", "message": f"{kind} failed: {type(e).__name__}: {e}"}))
@@ -110,9 +110,7 @@ def run_render(engine, spec, buffers, cancelled, emit) -> str:
     take = Take.from_array(np.asarray(buffers[spec["take"]["buffer"]]), spec["take"]["fps"])
     try:
         portrait = engine.portrait(rgb, spec["face_index"])
-    except ValueError as e:
-        if type(e).__module__ != "osmnet.render":
-            raise
+    except RenderError as e:
         raise ProtocolError("bad_image", str(e)) from None  # no face, several faces, wrong index
     size = spec["size"]
     emit(Message("started", {"frames": take.frames, "fps": take.fps, "size": size}))

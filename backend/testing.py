@@ -87,15 +87,15 @@ def worker(port: int, *extra, env=None) -> Proc:
 
 def speech(seconds: float, data_dir: Path | None = None) -> tuple[np.ndarray, int]:
     """Real speech from the shared data, looped to `seconds` (16 kHz mono float32)."""
-    from osmnet.media import load_audio
+    from osmnet.audio import SAMPLE_RATE, load_audio
 
     data_dir = data_dir or ROOT.parent / "shared" / "data" / "audio"
-    waves = [load_audio(p, sr=16000) for p in sorted(Path(data_dir).glob("*.wav"))[:6]]
+    waves = [load_audio(p, sr=SAMPLE_RATE) for p in sorted(Path(data_dir).glob("*.wav"))[:6]]
     if not waves:
         raise FileNotFoundError(f"no speech .wav files in {data_dir}")
     wave = np.concatenate(waves)
-    n = int(seconds * 16000)
-    return np.resize(wave, n).astype(np.float32), 16000
+    n = int(seconds * SAMPLE_RATE)
+    return np.resize(wave, n).astype(np.float32), SAMPLE_RATE
 
 
 def checkpoint_for_tests(tmp_dir) -> Path | None:
@@ -107,10 +107,10 @@ def checkpoint_for_tests(tmp_dir) -> Path | None:
     """
     import torch
 
-    from osmnet import checkpoint, eyes
+    from osmnet.model import checkpoint, eyes
     from osmnet.audio import FEATURE_DIM
-    from osmnet.config import Config
-    from osmnet.model import OSMNet
+    from osmnet.model.config import Config
+    from osmnet.model.networks import OSMNet
 
     if checkpoint.DEFAULT_CHECKPOINT.is_file():
         return None

@@ -17,9 +17,12 @@ import uuid
 
 import zmq
 
-from blender_addon import protocol as P
-from blender_addon.protocol import Message, ProtocolError
+from blender_addon.core import protocol as P
+from blender_addon.core.endpoints import apply_client_keys
+from blender_addon.core.errors import UserInputError
+from blender_addon.core.protocol import Message, ProtocolError
 
+from .memory import return_big_buffers_to_the_os
 from .tasks import run_job
 
 log = logging.getLogger("osmnet.backend")
@@ -70,21 +73,17 @@ class Worker:
 
     def _open(self):
         if self._own_ctx:  # a worker process of its own (`osmnet worker`): it receives audio uploads too
-            from .server import return_big_buffers_to_the_os
-
             return_big_buffers_to_the_os()
         sock = self.ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.sndhwm = sock.rcvhwm = 100_000
         try:
             if self.keys_dir is not None:
-                from blender_addon.client import apply_client_keys
-
                 apply_client_keys(sock, self.keys_dir)
             sock.connect(self.connect)
         except zmq.ZMQError as e:
             sock.close(linger=0)
-            raise ValueError(f"cannot connect to {self.connect!r}: {e}; use tcp://HOST:PORT of a running "
+            raise UserInputError(f"cannot connect to {self.connect!r}: {e}; use tcp://HOST:PORT of a running "
                              "`osmnet serve`") from None
         except Exception:
             sock.close(linger=0)

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend import testing as T  # noqa: E402
-from blender_addon.client import Client, assemble  # noqa: E402
+from blender_addon.core.client import Client, assemble  # noqa: E402
 
 
 def one_job(address, wave, takes, seed=0):
@@ -55,7 +55,7 @@ def kill_detection(port, ckpt_args, wave):
     """ms from SIGKILL of the server (mid-stream) to the client's clean error."""
     import signal
 
-    from blender_addon.client import ClientError
+    from blender_addon.core.client import ClientError
 
     server = T.serve(port, *ckpt_args)
     t_kill = None

@@ -22,7 +22,7 @@ SPEECH = ROOT.parent / "shared" / "data" / "audio"
 
 def speech(seconds: float, sr: int = 16000) -> np.ndarray:
     """Real speech from ../shared/data/audio tiled to `seconds` (synthetic tones if absent)."""
-    from osmnet.media import load_audio
+    from osmnet.audio import load_audio
 
     files = sorted(SPEECH.glob("*.wav")) if SPEECH.is_dir() else []
     parts, total = [], 0
@@ -51,7 +51,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from osmnet.sample import Generator
+    from osmnet.generate import Generator
 
     wave = speech(a.seconds)
     t0 = time.perf_counter()

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 
 import rig  # noqa: E402  (the test rig builder)
 from blender_addon import compat, keyframes as kf  # noqa: E402
-from blender_addon.mapping import auto_mapping  # noqa: E402
-from blender_addon.takefile import ALL_CHANNELS, ARKIT_NAMES, Take  # noqa: E402
+from blender_addon.core.mapping import auto_mapping  # noqa: E402
+from blender_addon.core.take import ALL_CHANNELS, ARKIT_NAMES, Take  # noqa: E402
 
 
 def make_take(seconds: float, seed: int, fps: float = 25.0) -> Take:

@@ -23,9 +23,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from osmnet.expression import ExpressionBasis  # noqa: E402
-from osmnet.render import Portrait, render_frames  # noqa: E402
-from osmnet.take import Take, zero_take  # noqa: E402
+from osmnet.data.expression import ExpressionBasis  # noqa: E402
+from osmnet.render.portrait import Portrait, render_frames  # noqa: E402
+from blender_addon.core.take import Take, zero_take  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = ROOT.parent / "shared" / "data" / "faces" / "liveportrait_s0.jpg"

@@ -26,9 +26,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
-    from osmnet.data import prepare
+    from osmnet.data.prepare import prepare
     from osmnet.media import iter_video_frames
-    from osmnet.track import FaceTracker, _detect
+    from osmnet.data.track import FaceTracker, _detect
 
     t = time.perf_counter()
     frames = [f for _, f in iter_video_frames(CLIP)]

@@ -16,7 +16,7 @@ Public API
     bake_take(take, mapping, scene, name, start_frame=None, activate=True) -> BakedTake
     replace_take(name, take, mapping, scene, frame_range=None)     re-roll merge (take frames [a, b))
     refresh_take(name, mapping, scene)          re-key from the stored values (mapping / fps changed)
-    take_from_action(name) -> takefile.Take     the stored raw take
+    take_from_action(name) -> core.take.Take     the stored raw take
     list_takes() ; activate_take(name) ; rename_take(old, new) ; delete_take(name) ; restore_original(ids)
     missing_targets(mapping) -> [str] ; scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
                                                 (from rigcurves.py: resolving targets and sampling curves)
@@ -31,9 +31,10 @@ import bpy
 import numpy as np
 
 from . import compat, rigcurves
-from .mapping import Mapping
+from .core.errors import UserInputError
+from .core.mapping import Mapping
 from .rigcurves import frame_count, missing_targets, scene_fps  # noqa: F401  (public API)
-from .takefile import ALL_CHANNELS, Take
+from .core.take import ALL_CHANNELS, Take
 
 TAKE_PROP = "osmnet_take"
 ORIGINAL_ACTION = "osmnet_original_action"
@@ -41,7 +42,7 @@ ORIGINAL_SLOT = "osmnet_original_slot"
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
-class TakeApplyError(RuntimeError):
+class TakeApplyError(UserInputError):
     """A take that cannot be applied to this rig; the message says what to fix."""
 
 

@@ -12,7 +12,7 @@ import tempfile
 import bpy
 
 from .properties import addon_prefs, backend_address
-from .strips import UserError
+from .core.errors import UserInputError
 
 
 class _Proc:
@@ -38,21 +38,21 @@ def backend_command(context=None) -> list[str]:
     if prefs is None or prefs.launcher == 'PYTHON':
         python = bpy.path.abspath(prefs.backend_python) if prefs and prefs.backend_python else ""
         if not python:
-            raise UserError("Set the backend's Python interpreter in the add-on preferences "
+            raise UserInputError("Set the backend's Python interpreter in the add-on preferences "
                             "(the python of the environment where osmnet is installed)")
         if not os.path.isfile(python):
-            raise UserError(f"Backend Python {python} does not exist; fix it in the add-on preferences")
+            raise UserInputError(f"Backend Python {python} does not exist; fix it in the add-on preferences")
         return [python, "-m", "osmnet.cli", "serve", "--bind", address]
     words = shlex.split(prefs.backend_command, posix=os.name != "nt")
     if not words:
-        raise UserError("Set the backend command in the add-on preferences, e.g. `osmnet serve`")
+        raise UserInputError("Set the backend command in the add-on preferences, e.g. `osmnet serve`")
     return words + ["--bind", address]
 
 
 def start_backend(context=None, command: list[str] | None = None) -> list[str]:
     """Start `osmnet serve` as a child process; its output goes to a log file named in the status."""
     if backend_running():
-        raise UserError("The local backend is already running")
+        raise UserInputError("The local backend is already running")
     command = command or backend_command(context)
     fd, log = tempfile.mkstemp(prefix="osmnet-backend-", suffix=".log")
     try:
@@ -61,7 +61,7 @@ def start_backend(context=None, command: list[str] | None = None) -> list[str]:
             _proc.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL, creationflags=flags)
     except OSError as e:
-        raise UserError(f"Could not start the backend ({e}); check the command in the add-on preferences") from None
+        raise UserInputError(f"Could not start the backend ({e}); check the command in the add-on preferences") from None
     _proc.log = log
     atexit.register(_stop_process_at_exit, _proc.process)  # also when Blender quits without unregister
     _status(context).backend_running = True

@@ -13,7 +13,7 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import localserver, runtime, strips, takes
-from .runtime import UserError
+from .core.errors import UserInputError
 
 
 def _explain(cls, message):
@@ -40,7 +40,7 @@ class _JobOperator:
     def execute(self, context):
         try:
             self.job_id = self.start(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         runtime.ensure_app_timer()
@@ -49,7 +49,7 @@ class _JobOperator:
     def invoke(self, context, event):
         try:
             self.job_id = self.start(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         wm = context.window_manager
@@ -103,7 +103,7 @@ class OSMNET_OT_backend_start(bpy.types.Operator):
     def execute(self, context):
         try:
             command = localserver.start_backend(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, "Started: " + " ".join(command))
@@ -252,7 +252,7 @@ class OSMNET_OT_take_import(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         try:
             item = takes.import_take(context, self.filepath, csv_fps=self.csv_fps)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Imported {item.name} ({item.frames} frames)")
@@ -281,7 +281,7 @@ class OSMNET_OT_take_export(bpy.types.Operator, ExportHelper):
     def execute(self, context):
         try:
             path = takes.export_take(context, self.filepath, self.file_format)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Wrote {path}")
@@ -299,7 +299,7 @@ class OSMNET_OT_preview_head(bpy.types.Operator):
     def execute(self, context):
         try:
             obj = takes.create_preview_head(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Created {obj.name}; takes now play on it")
@@ -338,7 +338,7 @@ class OSMNET_OT_render_preview(bpy.types.Operator):
     def execute(self, context):
         try:
             path = strips.render_preview(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Wrote {path}")

@@ -23,15 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
-from .takefile import ARKIT_NAMES
+from .core.errors import UserInputError
+from .core.files import atomic_write
+from .core.channels import ARKIT_NAMES
 
 DATA_PATH = Path(__file__).resolve().parent / "data" / "preview_head.npz"
 BONE = "head"
 _SOURCE_AXES = "x: subject's left, y: up, z: out of the face"
 
 
-class PreviewHeadError(ValueError):
+class PreviewHeadError(UserInputError):
     """The preview head data is missing or not what the add-on expects; the message says why."""
 
 

@@ -69,9 +69,9 @@ def _take_renamed(self, context):
 
 
 def _active_take_changed(self, context):
-    from . import runtime
+    from . import takes
 
-    runtime.play_active_take(context)
+    takes.play(context, context.scene.osmnet.active())
 
 
 class OSMNET_Take(bpy.types.PropertyGroup):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .headpose import head_curves
-from .mapping import Mapping, Target
-from .takefile import ALL_CHANNELS
+from .core.headpose import head_curves
+from .core.mapping import Mapping, Target
+from .core.channels import ALL_CHANNELS
 
 
 def scene_fps(scene) -> float:

@@ -15,9 +15,9 @@ import bpy
 
 from . import localserver, strips, takes
 from .properties import addon_prefs, backend_address
-from .strips import UserError
+from .core.errors import UserInputError
 
-__all__ = ["UserError", "drain", "start_generate", "start_reroll", "start_render", "start_hello", "cancel",
+__all__ = ["UserInputError", "drain", "start_generate", "start_reroll", "start_render", "start_hello", "cancel",
            "busy", "job_outcome", "set_status"]
 
 
@@ -84,7 +84,7 @@ def _finish(job: Job, level: str, message: str, context=None):
 
 def client(context=None):
     """The client for the configured address (re-created when the address or timeout changes)."""
-    from .client import Client
+    from .core.client import Client
 
     prefs = addon_prefs(context)
     key = (backend_address(context), float(prefs.timeout) if prefs else 10.0)
@@ -103,11 +103,11 @@ def close_client():
 
 def _submit(context, kind: str, label: str, send, **fields) -> Job:
     if busy() and kind != "hello":
-        raise UserError("A job is already running; wait for it or cancel it (Esc)")
+        raise UserInputError("A job is already running; wait for it or cancel it (Esc)")
     try:
         job_id = send(client(context))
     except Exception as e:  # ClientError (too large, closed) or a bad address string
-        raise UserError(f"Could not send the request to {backend_address(context)}: {e}") from None
+        raise UserInputError(f"Could not send the request to {backend_address(context)}: {e}") from None
     job = Job(job_id, kind, context.scene.name, label, **fields)
     _state.jobs[job_id] = job
     st = _status(context)
@@ -127,7 +127,7 @@ def start_generate(context) -> str:
     s, scene = context.scene.osmnet, context.scene
     problem = takes.target_problem(s.target)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     speech = strips.read_speech(context)
     fps = strips.scene_fps(scene)
     if s.audio_source == 'FILE' and s.add_sound_strip:
@@ -145,7 +145,7 @@ def start_generate(context) -> str:
 def start_reroll(context) -> str:
     problem = takes.reroll_problem(context)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     s, scene = context.scene.osmnet, context.scene
     base = s.active()
     first, end = takes.reroll_range(context, base)
@@ -167,10 +167,10 @@ def start_render(context) -> str:
     take = s.active()
     problem = takes.ready_problem(take)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     image = bpy.path.abspath(s.portrait_path)
     if not os.path.isfile(image):
-        raise UserError(f"Portrait {image} does not exist; choose the photo again")
+        raise UserInputError(f"Portrait {image} does not exist; choose the photo again")
     values, fps = takes.read_values(take)
     folder = strips.frames_folder(context, take.name)
     job = _submit(context, "render", f"Rendering {take.name}",
@@ -298,10 +298,6 @@ def ensure_app_timer():
     _state.timer_registered = True
     _state.tick = tick
     bpy.app.timers.register(tick, first_interval=0.1)
-
-
-def play_active_take(context):
-    takes.play(context, context.scene.osmnet.active())
 
 
 def register():

@@ -17,11 +17,8 @@ import bpy
 import numpy as np
 
 from . import compat
-from .files import atomic_write
-
-
-class UserError(Exception):
-    """Something the user can fix; the message says what (shown in the status line and reports)."""
+from .core.errors import UserInputError
+from .core.files import atomic_write
 
 
 @dataclass
@@ -65,10 +62,10 @@ def _decode(path: str):
         data = np.asarray(sound.data(), dtype=np.float32)
         rate = int(sound.specs[0])
     except Exception as e:
-        raise UserError(f"Blender could not decode {os.path.basename(path)} ({e}); use WAV, MP3, FLAC or OGG") from None
+        raise UserInputError(f"Blender could not decode {os.path.basename(path)} ({e}); use WAV, MP3, FLAC or OGG") from None
     mono = data.mean(axis=1) if data.ndim == 2 else data
     if mono.size < rate // 25:
-        raise UserError(f"{os.path.basename(path)} is shorter than one frame of speech")
+        raise UserInputError(f"{os.path.basename(path)} is shorter than one frame of speech")
     return np.ascontiguousarray(mono, dtype=np.float32), rate
 
 
@@ -77,17 +74,17 @@ def read_speech(context) -> Speech:
     s, scene = context.scene.osmnet, context.scene
     problem = audio_source_problem(context)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     if s.audio_source == 'FILE':
         path = bpy.path.abspath(s.audio_path)
         if not os.path.isfile(path):
-            raise UserError(f"Audio file {path} does not exist; choose the speech file again")
+            raise UserInputError(f"Audio file {path} does not exist; choose the speech file again")
         samples, sr = _decode(path)
         return Speech(samples, sr, start_frame(context), path)
     strip = active_sound_strip(context)
     path = bpy.path.abspath(strip.sound.filepath, library=strip.sound.library)
     if not os.path.isfile(path):
-        raise UserError(f"The sound of strip {strip.name} is not on disk ({path}); unpack or relink it")
+        raise UserInputError(f"The sound of strip {strip.name} is not on disk ({path}); unpack or relink it")
     samples, sr = _decode(path)
     # Only the part of the sound that the strip shows (its trimmed range) is speech for the take.
     fps = scene_fps(scene)
@@ -96,7 +93,7 @@ def read_speech(context) -> Speech:
     count = int(round((shown_end - shown_first) / fps * sr))
     part = samples[first:first + count]
     if part.size < sr // 25:
-        raise UserError(f"Strip {strip.name} shows less than one frame of its sound")
+        raise UserInputError(f"Strip {strip.name} shows less than one frame of its sound")
     return Speech(np.ascontiguousarray(part), sr, int(shown_first), path, strip.name, first / sr)
 
 
@@ -104,7 +101,7 @@ def read_speech_for_take(context, item) -> Speech:
     """The speech a take was generated from (for re-roll), cut to the take's length."""
     path = bpy.path.abspath(item.audio_path)
     if not os.path.isfile(path):
-        raise UserError(f"The speech of {item.name} ({path}) is gone; re-roll needs the original audio")
+        raise UserInputError(f"The speech of {item.name} ({path}) is gone; re-roll needs the original audio")
     samples, sr = _decode(path)
     first = int(round(item.audio_offset * sr))
     count = int(round(item.frames / item.fps * sr))
@@ -184,10 +181,10 @@ def render_preview(context, frame_start: int | None = None, frame_end: int | Non
     scene = context.scene
     s = scene.osmnet
     if scene.camera is None:
-        raise UserError("The scene has no camera; add one (Shift+A > Camera) and aim it at the face")
+        raise UserInputError("The scene has no camera; add one (Shift+A > Camera) and aim it at the face")
     out = bpy.path.abspath(s.preview_path or "//osmnet_preview.mp4")
     if out.startswith("//") or not os.path.isabs(out):
-        raise UserError("Save the .blend file first or give an absolute Preview File path")
+        raise UserInputError("Save the .blend file first or give an absolute Preview File path")
     take = s.active()
     if frame_start is None:
         frame_start, frame_end = ((take.start_frame, take.start_frame + take.frames - 1)
@@ -205,7 +202,7 @@ def render_preview(context, frame_start: int | None = None, frame_end: int | Non
     finally:
         _restore_render_settings(scene, saved)
     if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-        raise UserError("Blender wrote no video; check the console for render errors")
+        raise UserInputError("Blender wrote no video; check the console for render errors")
     os.replace(tmp, out)
     return out
 

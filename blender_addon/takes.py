@@ -15,8 +15,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import keyframes, mapping, takefile
-from .strips import UserError, scene_fps
+from . import keyframes
+from .core import mapping
+from .core.take import ALL_CHANNELS, Take, TakeError, read_livelink_csv, write_livelink_csv
+from .core.errors import UserInputError
+from .strips import scene_fps
 
 
 # ------------------------------------------------------------------ curves and raw values
@@ -24,18 +27,18 @@ from .strips import UserError, scene_fps
 def read_values(item):
     """(values (frames, 58) float32, fps) of a take item."""
     if item is None or item.action is None:
-        raise UserError("The take has no curves yet")
+        raise UserInputError("The take has no curves yet")
     try:
         take = keyframes.take_from_action(item.name)
     except keyframes.TakeApplyError as e:
-        raise UserError(str(e)) from None
-    return take.array(takefile.ALL_CHANNELS).astype(np.float32), take.fps
+        raise UserInputError(str(e)) from None
+    return take.array(ALL_CHANNELS).astype(np.float32), take.fps
 
 
 def rig_mapping(target) -> mapping.Mapping:
     """Which channel drives what on the face: found from shape key and head bone names."""
     if target is None:
-        raise UserError("Choose the face that plays the takes (or Create Preview Head)")
+        raise UserInputError("Choose the face that plays the takes (or Create Preview Head)")
     if target.type == 'ARMATURE':
         meshes = [c for c in target.children_recursive if c.type == 'MESH']
         return mapping.auto_mapping(meshes, armature=target)
@@ -82,7 +85,7 @@ def _write(scene, item, start: int, values: np.ndarray):
                 item.name = name
         keyframes.write_chunk(item.name, values, start, rig, scene)
     except keyframes.TakeApplyError as e:
-        raise UserError(str(e)) from None
+        raise UserInputError(str(e)) from None
     item.received = max(item.received, start + values.shape[0])
 
 
@@ -167,7 +170,7 @@ def end_job(scene, job_id, failed: bool):
     if 0 <= s.active_take < len(s.takes):
         try:
             play(bpy.context, s.takes[s.active_take])
-        except UserError:
+        except UserInputError:
             pass  # e.g. the rig is in NLA tweak mode; the take is still in the list
     return f"{done} take{'s' if done != 1 else ''} ready" if done else None
 
@@ -181,7 +184,7 @@ def play(context, item):
     try:
         keyframes.activate_take(item.name)
     except (keyframes.TakeApplyError, RuntimeError) as e:
-        raise UserError(str(e)) from None
+        raise UserInputError(str(e)) from None
 
 
 def delete_take(context, index: int) -> str:
@@ -239,10 +242,10 @@ def import_take(context, path: str, csv_fps: float = 60.0):
     scene = context.scene
     path = bpy.path.abspath(path)
     try:
-        take = (takefile.read_livelink_csv(path, fps=csv_fps) if path.lower().endswith(".csv")
-                else takefile.load_take(path))
-    except takefile.TakeFileError as e:
-        raise UserError(str(e)) from None
+        take = (read_livelink_csv(path, fps=csv_fps) if path.lower().endswith(".csv")
+                else Take.load(path))
+    except TakeError as e:
+        raise UserInputError(str(e)) from None
     fps = scene_fps(scene)
     values = take.sample_times(np.arange(int(round(take.duration * fps))) / fps)
     item = _new_item(scene, Path(path).stem, scene.frame_current, fps, values.shape[0])
@@ -256,18 +259,18 @@ def export_take(context, path: str, fmt: str) -> str:
     item = context.scene.osmnet.active()
     problem = ready_problem(item)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     values, fps = read_values(item)
-    take = takefile.Take(fps, {n: values[:, i] for i, n in enumerate(takefile.ALL_CHANNELS)},
+    take = Take(fps, {n: values[:, i] for i, n in enumerate(ALL_CHANNELS)},
                          {"name": item.name, "seed": item.seed, "diversity": item.diversity})
     path = bpy.path.abspath(path)
     try:
         if fmt == 'CSV':
-            takefile.write_livelink_csv(take, path)
+            write_livelink_csv(take, path)
         else:
-            takefile.save_take(take, path)
+            take.save(path)
     except OSError as e:
-        raise UserError(f"Could not write {path}: {e.strerror}") from None
+        raise UserInputError(f"Could not write {path}: {e.strerror}") from None
     return os.path.abspath(path)
 
 
@@ -277,6 +280,6 @@ def create_preview_head(context):
     try:
         rig, _mesh = preview_head.create_preview_head(context.scene)
     except preview_head.PreviewHeadError as e:
-        raise UserError(str(e)) from None
+        raise UserInputError(str(e)) from None
     context.scene.osmnet.target = rig
     return rig

@@ -1,4 +1,8 @@
-"""Per-video-frame audio features: what the motion model hears, aligned to the take's frames.
+"""The audio front-end: the sample rate, reading speech, and per-video-frame features.
+
+Everything that hears audio (prepare, training, generation, the backend, the renderer's muxing)
+reads speech through `load_audio` / `read_speech` here and addresses features by the names in
+FEATURE_LAYOUT, so the rate and the layout are written once.
 
 Frame rule (the one every part relies on): with `fps` video frames per second, frame t covers
 the time [t/fps, (t+1)/fps) and there are T = ceil(len(wave) / sr * fps) frames (the last one
@@ -16,12 +20,29 @@ chunks with bounded memory and the result does not depend on the chunk size.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
+from blender_addon.core.errors import UserInputError
+
+SAMPLE_RATE = 16000  # Hz: every wave inside osmnet is float32 mono at this rate
 N_MELS = 80
 SUBFRAMES = 4
 FEATURE_DIM = N_MELS * SUBFRAMES + 3
+# Where each feature lives in a (T, FEATURE_DIM) array, by name.
+FEATURE_LAYOUT = {
+    "mel": slice(0, N_MELS * SUBFRAMES),  # (SUBFRAMES, N_MELS) sub-frame-major
+    "energy": N_MELS * SUBFRAMES,
+    "pitch": N_MELS * SUBFRAMES + 1,
+    "voicing": N_MELS * SUBFRAMES + 2,
+}
+MEL, ENERGY, PITCH, VOICING = (FEATURE_LAYOUT[k] for k in ("mel", "energy", "pitch", "voicing"))
+SPEECH_LOG_ENERGY = math.log(10 ** (-45 / 10))  # frames louder than -45 dBFS count as sound
+
+
+class SpeechError(UserInputError):
+    """Speech that cannot be used (no samples, NaN, wrong type); the message says what to give."""
 WIN_S = 0.025  # mel analysis window
 PITCH_WIN_S = 0.050
 F0_MIN, F0_MAX = 60.0, 400.0
@@ -94,9 +115,9 @@ def _pitch(wave, sr, centres):
     return sr / (lag + lmin).astype(np.float64), voicing
 
 
-def audio_features(wave, sr: int = 16000, fps: float = 25.0, chunk_frames: int = CHUNK_FRAMES) -> np.ndarray:
+def audio_features(wave, sr: int = SAMPLE_RATE, fps: float = 25.0, chunk_frames: int = CHUNK_FRAMES) -> np.ndarray:
     """(T, FEATURE_DIM) float32 features of a mono wave; see the module docstring for the layout."""
-    wave = _mono(wave)
+    wave = mono(wave)
     T = n_frames(len(wave), sr, fps)
     win_len = int(round(WIN_S * sr))
     n_fft = 1 << int(math.ceil(math.log2(win_len)))
@@ -112,9 +133,9 @@ def audio_features(wave, sr: int = 16000, fps: float = 25.0, chunk_frames: int =
     return out
 
 
-def loudness(wave, sr: int = 16000, fps: float = 25.0) -> np.ndarray:
+def loudness(wave, sr: int = SAMPLE_RATE, fps: float = 25.0) -> np.ndarray:
     """(T,) float32 log-RMS level in dB (full scale = 0 dB, floor -100 dB) per video frame."""
-    wave = _mono(wave)
+    wave = mono(wave)
     T = n_frames(len(wave), sr, fps)
     out = np.empty(T, np.float32)
     for t0 in range(0, T, CHUNK_FRAMES):
@@ -127,10 +148,62 @@ def loudness(wave, sr: int = 16000, fps: float = 25.0) -> np.ndarray:
     return out
 
 
-def _mono(wave) -> np.ndarray:
+def mono(wave) -> np.ndarray:
+    """(samples,) or (samples, channels) / (channels, samples) -> float32 (samples,): the one downmix."""
     wave = np.asarray(wave, np.float32)
     if wave.ndim == 2:
         wave = wave.mean(axis=1 if wave.shape[1] <= 8 else 0)
     if wave.ndim != 1:
-        raise ValueError(f"expected a mono wave (samples,), got shape {wave.shape}")
+        raise SpeechError(f"expected a mono wave (samples,), got shape {wave.shape}")
     return wave
+
+
+def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The first audio stream of any audio or video file as float32 mono at `sr` Hz."""
+    from osmnet.media import decode_audio
+
+    return decode_audio(path, sr)
+
+
+def read_speech(audio) -> np.ndarray:
+    """A path or (samples, sr) -> checked float32 mono speech at SAMPLE_RATE."""
+    if isinstance(audio, (str, Path)):
+        if not Path(audio).is_file():
+            raise SpeechError(f"audio file {audio} does not exist")
+        wave = load_audio(audio, sr=SAMPLE_RATE)
+    elif isinstance(audio, tuple) and len(audio) == 2:
+        wave, sr = mono(audio[0]), int(audio[1])
+        if sr <= 0:
+            raise SpeechError(f"sample rate must be positive, got {sr}")
+        if sr != SAMPLE_RATE:
+            from math import gcd
+
+            from scipy.signal import resample_poly  # only for arrays at another rate (seconds to import)
+
+            g = gcd(sr, SAMPLE_RATE)
+            wave = resample_poly(wave, SAMPLE_RATE // g, sr // g).astype(np.float32)
+    else:
+        raise SpeechError("audio must be a file path or a (samples, sample_rate) tuple")
+    if wave.ndim != 1 or len(wave) == 0:
+        raise SpeechError(f"audio has no samples (shape {wave.shape}); give a file with speech in it")
+    if not np.all(np.isfinite(wave)):
+        raise SpeechError("audio contains NaN or infinite samples")
+    return wave
+
+
+def utterance_offset(feats: np.ndarray, enabled: bool = True, default=None) -> np.ndarray:
+    """What is subtracted from every feature frame of one recording: the mean of its sounding
+    frames (removes microphone, room and level; measured to matter on dev speakers). A recording
+    with almost no sound gets `default` (the typical speech offset), so silence stays silence
+    instead of being scaled up to look like speech."""
+    if not enabled:
+        return np.zeros(feats.shape[1], np.float32)
+    loud = feats[:, ENERGY] > SPEECH_LOG_ENERGY
+    if loud.sum() < 10:
+        return np.asarray(default if default is not None else feats.mean(0), np.float32)
+    return feats[loud].mean(0).astype(np.float32)
+
+
+def silence_features(fps: float) -> np.ndarray:
+    """The feature frame of digital silence (what padding beyond the audio's ends looks like)."""
+    return audio_features(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE, fps)[2:-2].mean(0)

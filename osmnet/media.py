@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from osmnet.files import atomic_path
+from blender_addon.core.files import atomic_path
+from blender_addon.core.errors import UserInputError
 
 
-class MediaError(ValueError):
+class MediaError(UserInputError):
     """A media file is missing, unreadable, or lacks the stream that was asked for."""
 
 
@@ -27,7 +28,7 @@ class VideoInfo:
     has_audio: bool
 
 
-def _open(path):
+def open_container(path):
     import av
 
     path = Path(path)
@@ -54,7 +55,7 @@ def _video_stream(container, path):
 
 def probe_video(path) -> VideoInfo:
     """Frame rate, frame count, size, duration and whether an audio stream exists."""
-    with _open(path) as c:
+    with open_container(path) as c:
         s = _video_stream(c, path)
         fps = float(s.average_rate or s.guessed_rate or 0)
         if fps <= 0:
@@ -76,7 +77,7 @@ def iter_video_frames(path, threads: bool = True):
     """Yield (time_s, rgb uint8 (H, W, 3)) for each decoded frame, in presentation order."""
     import av
 
-    c = _open(path)
+    c = open_container(path)
     try:
         s = _video_stream(c, path)
         if threads:
@@ -94,11 +95,12 @@ def iter_video_frames(path, threads: bool = True):
         c.close()
 
 
-def load_audio(path, sr: int = 16000) -> np.ndarray:
-    """The first audio stream of any audio or video file as float32 mono at `sr` Hz."""
+def decode_audio(path, sr: int) -> np.ndarray:
+    """The first audio stream of any audio or video file as float32 mono at `sr` Hz (osmnet.audio.load_audio
+    is the speech reader built on it)."""
     import av
 
-    c = _open(path)
+    c = open_container(path)
     try:
         if not c.streams.audio:
             raise MediaError(f"{path} has no audio stream; pass the speech as a separate file "
@@ -126,7 +128,7 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
 
 
 # ==== Writing (owned by the renderer): frames -> mp4, speech muxed in ===========================
-# Kept apart from the reading side above; used by osmnet.render and the backend's render jobs.
+# Kept apart from the reading side above; used by osmnet.render.portrait and the backend's render jobs.
 
 AUDIO_RATE = 48000
 
@@ -140,16 +142,12 @@ def _video_rate(fps: float):
 
 
 def _audio_wave(audio) -> tuple[np.ndarray, int]:
-    """A path, a (samples, rate) pair or a 16 kHz array -> (float32 mono, rate)."""
+    """A path or a (samples, rate) pair -> (float32 mono, rate)."""
     if isinstance(audio, (str, Path)):
-        return load_audio(audio, sr=AUDIO_RATE), AUDIO_RATE
-    if isinstance(audio, tuple) and len(audio) == 2:
-        wave, sr = audio
-    else:
-        wave, sr = audio, 16000
-    wave = np.asarray(wave, np.float32)
-    if wave.ndim == 2:
-        wave = wave.mean(axis=1 if wave.shape[1] <= 8 else 0)
+        return decode_audio(audio, sr=AUDIO_RATE), AUDIO_RATE
+    if not (isinstance(audio, tuple) and len(audio) == 2):
+        raise MediaError("audio to mux must be a file path or a (samples, sample_rate) pair")
+    wave, sr = np.asarray(audio[0], np.float32), audio[1]
     if wave.ndim != 1 or not np.all(np.isfinite(wave)):
         raise MediaError("audio must be a mono sample array (or a file path) with finite values")
     return wave, int(sr)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from osmnet.files import atomic_path
-from osmnet.take import Take
+from blender_addon.core.files import atomic_path
+from blender_addon.core.take import Take
+from blender_addon.core.errors import UserInputError
 
 ANGLES = ("headPitch", "headYaw", "headRoll")
 KEY_SHAPES = ("jawOpen", "eyeBlinkLeft", "mouthSmileLeft", "browInnerUp")
@@ -21,7 +22,7 @@ def plot_takes(takes: list[Take], out, labels=None, shapes=KEY_SHAPES, title=Non
     import matplotlib.pyplot as plt
 
     if not takes:
-        raise ValueError("plot needs at least one take")
+        raise UserInputError("plot needs at least one take")
     labels = labels or [f"take {i}" for i in range(len(takes))]
     rows = list(ANGLES) + list(shapes)
     fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.6 * len(rows) + 0.6), sharex=True)

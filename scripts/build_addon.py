@@ -14,6 +14,7 @@ import argparse
 import glob
 import os
 import re
+import tomllib
 import subprocess
 import sys
 import tempfile
@@ -39,10 +40,13 @@ class BuildError(Exception):
 
 
 def manifest_field(text: str, key: str) -> str:
-    m = re.search(rf'^{key}\s*=\s*"([^"]*)"', text, re.M)
-    if not m:
-        raise BuildError(f"blender_manifest.toml has no {key} = \"...\" line")
-    return m.group(1)
+    try:
+        value = tomllib.loads(text).get(key)
+    except tomllib.TOMLDecodeError as e:
+        raise BuildError(f"blender_manifest.toml is not valid TOML ({e})") from None
+    if not isinstance(value, str):
+        raise BuildError(f"blender_manifest.toml has no {key} = \"...\" string")
+    return value
 
 
 def download_wheels(dest: Path, pythons=PYTHONS, platforms=PLATFORMS, pip=None) -> list[Path]:

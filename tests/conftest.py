@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Shared helpers (synth_dataset.py) live in tests/; the test modules live in folders that mirror the tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED = Path(os.environ.get("OSMNET_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"
 FACE_MODEL = SHARED / "models" / "face_landmarker.task"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from osmnet.audio import audio_features, loudness
-from osmnet.expression import ExpressionBasis
-from osmnet.take import ALL_CHANNELS, ARKIT_NAMES
+from osmnet.data.expression import ExpressionBasis
+from blender_addon.core.take import ALL_CHANNELS, ARKIT_NAMES
 
 SR, FPS = 16000, 25.0
 
@@ -85,7 +85,7 @@ def make_dataset(root, speakers: int = 5, clips_per_speaker: int = 2, seconds: f
 
 def tiny_config():
     """A model small enough to train in a couple of seconds on one core."""
-    from osmnet.config import Config
+    from osmnet.model.config import Config
 
     cfg = Config()
     cfg.audio.hidden, cfg.audio.dilations = 24, (1, 2, 1)
@@ -101,7 +101,7 @@ def synth_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synth_data, tmp_path_factory):
-    from osmnet.train import train
+    from osmnet.model.train import train
 
     out = tmp_path_factory.mktemp("tiny_ckpt") / "tiny.pt"
     train(synth_data, out, tiny_config(), log=lambda *a: None)

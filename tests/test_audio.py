@@ -27,7 +27,7 @@ def test_frame_count_is_ceil_of_duration_times_fps(samples, fps, frames):
 
 
 def test_chunked_processing_gives_the_same_features(shared_data):
-    from osmnet.media import load_audio
+    from osmnet.audio import load_audio
 
     wave = load_audio(shared_data / "talking" / "pcavs_00010.mp4")
     whole = audio_features(wave, chunk_frames=10_000)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from osmnet.media import MediaError, iter_video_frames, load_audio, probe_video
+from osmnet.media import MediaError, iter_video_frames, probe_video
+from osmnet.audio import load_audio
 
 
 def test_probe_reads_rate_size_duration_and_audio_presence(shared_data):

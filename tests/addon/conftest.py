@@ -73,9 +73,9 @@ def tracked_take_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tracked_take(tracked_take_path):
-    from blender_addon import takefile
+    from blender_addon.core import take as takefile
 
-    return takefile.load_take(tracked_take_path)
+    return takefile.Take.load(tracked_take_path)
 
 
 SPEECH = SHARED / "data" / "talking" / "styletalk_feifeili_clip2_short.wav"

@@ -7,8 +7,8 @@ import pytest
 
 import bpy
 from blender_addon import compat, keyframes as kf, preview_head as ph
-from blender_addon.mapping import auto_mapping
-from blender_addon.takefile import ALL_CHANNELS, load_take
+from blender_addon.core.mapping import auto_mapping
+from blender_addon.core.take import ALL_CHANNELS, Take
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def _keys(id_, path, index=0):
 
 def test_generated_takes_become_separate_actions_that_swap(head, generated_take_paths):
     scene, arm, mesh, mapping = head
-    takes = [load_take(p) for p in generated_take_paths[:2]]
+    takes = [Take.load(p) for p in generated_take_paths[:2]]
     assert not np.allclose(takes[0].array(), takes[1].array()), "two seeds give two different takes"
     for i, take in enumerate(takes):
         kf.bake_take(take, mapping, scene, f"Take {i + 1}", start_frame=1)
@@ -50,7 +50,7 @@ def test_generated_takes_become_separate_actions_that_swap(head, generated_take_
 def test_a_generated_reroll_merges_into_its_take(head, generated_take_paths):
     scene, arm, mesh, mapping = head
     base, _, rerolled_path = generated_take_paths
-    base, rerolled = load_take(base), load_take(rerolled_path)
+    base, rerolled = Take.load(base), Take.load(rerolled_path)
     kf.bake_take(base, mapping, scene, "Take", start_frame=1)
     before = _keys(mesh.data.shape_keys, 'key_blocks["jawOpen"].value')[1]
     kf.replace_take("Take", rerolled, mapping, scene, frame_range=(30, 60))

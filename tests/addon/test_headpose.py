@@ -7,8 +7,8 @@ import pytest
 import bpy  # noqa: F401  (mathutils comes with it)
 from mathutils import Euler, Quaternion
 
-from blender_addon import headpose as hp
-from blender_addon.mapping import HeadBinding
+from blender_addon.core import headpose as hp
+from blender_addon.core.mapping import HeadBinding
 
 
 def _angle(q1, q2):

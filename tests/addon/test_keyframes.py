@@ -8,8 +8,8 @@ import pytest
 import bpy
 import rig
 from blender_addon import compat, keyframes as kf
-from blender_addon.mapping import HeadBinding, auto_mapping
-from blender_addon.takefile import ALL_CHANNELS, Take
+from blender_addon.core.mapping import HeadBinding, auto_mapping
+from blender_addon.core.take import ALL_CHANNELS, Take
 
 
 def keys(id_, data_path, index=0):
@@ -256,7 +256,7 @@ def test_refresh_after_a_frame_rate_change_rekeys_from_the_stored_take(tracked_t
 def test_gain_offset_and_disabled_channels_reach_the_keys(tracked_take, scene_rig):
     scene, arm, face, teeth, mapping = scene_rig
     scene.render.fps = 25
-    from blender_addon.mapping import ChannelSetting
+    from blender_addon.core.mapping import ChannelSetting
     mapping.channels["jawOpen"] = ChannelSetting(gain=0.5, offset=0.1)
     mapping.channels["mouthClose"] = ChannelSetting(enabled=False)
     kf.bake_take(tracked_take, mapping, scene, "Take", start_frame=1)
@@ -287,7 +287,7 @@ def test_bad_chunks_are_refused_with_the_reason(scene_rig, values, start, match)
 
 
 def test_custom_property_and_bone_targets_are_keyed(tracked_take, scene_rig):
-    from blender_addon.mapping import Route, Target
+    from blender_addon.core.mapping import Route, Target
 
     scene, arm, face, teeth, mapping = scene_rig
     scene.render.fps = 25

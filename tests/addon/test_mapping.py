@@ -8,8 +8,8 @@ import pytest
 
 import bpy
 import rig
-from blender_addon import mapping as mp
-from blender_addon.takefile import ARKIT_NAMES
+from blender_addon.core import mapping as mp
+from blender_addon.core.take import ARKIT_NAMES
 
 
 @pytest.mark.parametrize("name,channel", [

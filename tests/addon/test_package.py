@@ -44,7 +44,8 @@ def test_zip_has_the_addon_and_a_pyzmq_wheel_per_python_and_platform(built_zip):
     with zipfile.ZipFile(built_zip) as z:
         names = set(z.namelist())
         manifest = tomllib.loads(z.read("blender_manifest.toml").decode())
-    assert {"__init__.py", "runtime.py", "client.py", "protocol.py", "keyframes.py", "data/preview_head.npz"} <= names
+    assert {"__init__.py", "runtime.py", "core/client.py", "core/protocol.py", "core/take.py", "keyframes.py",
+            "data/preview_head.npz"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert manifest["id"] == "osmnet_talking_head" and manifest["blender_version_min"] == "4.2.0"
     assert set(manifest["permissions"]) == {"network", "files"}
@@ -88,9 +89,9 @@ def test_blender_installs_the_zip_and_the_installed_copy_registers(built_zip, tm
 
 
 def test_backend_modules_import_without_bpy():
-    """The backend imports blender_addon.protocol/client in a venv without Blender."""
+    """The backend imports blender_addon.core.protocol/client in a venv without Blender."""
     python = ui_support.main_python_or_skip()
-    code = ("import sys, blender_addon.protocol, blender_addon.client\n"
+    code = ("import sys, blender_addon.core.protocol, blender_addon.core.client\n"
             "assert 'bpy' not in sys.modules\n"
             "import blender_addon\n"
             "assert callable(blender_addon.register)\n"

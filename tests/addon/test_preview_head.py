@@ -6,8 +6,8 @@ import pytest
 
 import bpy
 from blender_addon import keyframes as kf, preview_head as ph
-from blender_addon.mapping import auto_mapping
-from blender_addon.takefile import ALL_CHANNELS, ARKIT_NAMES, Take
+from blender_addon.core.mapping import auto_mapping
+from blender_addon.core.take import ALL_CHANNELS, ARKIT_NAMES, Take
 
 
 def evaluated_vertices(ob) -> np.ndarray:

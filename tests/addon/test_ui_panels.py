@@ -7,7 +7,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import panels, takefile  # noqa: E402
+from blender_addon.core import take as takefile
+from blender_addon import panels  # noqa: E402
 
 
 class CheckingLayout:
@@ -90,7 +91,7 @@ def test_panels_draw_with_takes_strip_source_and_custom_timing(scene, tmp_path):
     s = scene.osmnet
     s.target = ui_support.make_face()
     ch = {n: np.zeros(20, np.float32) for n in takefile.ALL_CHANNELS}
-    takefile.save_take(takefile.Take(25.0, ch), tmp_path / "t.json")
+    takefile.Take(25.0, ch).save(tmp_path / "t.json")
     bpy.ops.osmnet.take_import(filepath=str(tmp_path / "t.json"))
     s.active_take = 0
     s.timing = 'CUSTOM'

@@ -7,7 +7,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import compat, strips, takefile  # noqa: E402
+from blender_addon.core import take as takefile
+from blender_addon import compat, strips  # noqa: E402
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_speech_from_a_trimmed_sound_strip_is_only_the_visible_part(scene, tmp_p
 
 def test_missing_audio_file_is_a_clear_error(scene, tmp_path):
     scene.osmnet.audio_path = str(tmp_path / "nope.wav")
-    with pytest.raises(strips.UserError, match="does not exist"):
+    with pytest.raises(strips.UserInputError, match="does not exist"):
         strips.read_speech(bpy.context)
 
 
@@ -88,7 +89,7 @@ def test_render_preview_writes_an_mp4_with_video_and_audio_of_the_take_length(sc
     t = np.arange(frames) / 25
     ch = {n: np.zeros(frames, np.float32) for n in takefile.ALL_CHANNELS}
     ch["jawOpen"] = (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t)).astype(np.float32)
-    takefile.save_take(takefile.Take(25.0, ch), tmp_path / "t.json")
+    takefile.Take(25.0, ch).save(tmp_path / "t.json")
     scene.frame_current = 5
     bpy.ops.osmnet.take_import(filepath=str(tmp_path / "t.json"))
     s.preview_path = str(tmp_path / "out" / "preview.mp4")

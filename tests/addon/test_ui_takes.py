@@ -6,7 +6,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import takefile  # noqa: E402
+from blender_addon.core import take as takefile  # noqa: E402
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def _take_file(path, frames=50, fps=25.0, jaw=None):
     ch = {n: np.zeros(frames, np.float32) for n in takefile.ALL_CHANNELS}
     ch["jawOpen"] = (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t)).astype(np.float32) if jaw is None else jaw
     ch["headYaw"] = (0.2 * np.sin(2 * np.pi * 0.5 * t)).astype(np.float32)
-    takefile.save_take(takefile.Take(fps, ch, {"source": "test"}), path)
+    takefile.Take(fps, ch, {"source": "test"}).save(path)
     return ch
 
 
@@ -90,7 +90,7 @@ def test_export_json_and_livelink_csv_round_trip(scene, tmp_path):
     bpy.ops.osmnet.take_import(filepath=str(tmp_path / "in.json"))
     bpy.ops.osmnet.take_export(filepath=str(tmp_path / "out.json"), file_format='JSON')
     bpy.ops.osmnet.take_export(filepath=str(tmp_path / "out.csv"), file_format='CSV')
-    back = takefile.load_take(tmp_path / "out.json")
+    back = takefile.Take.load(tmp_path / "out.json")
     np.testing.assert_allclose(back.channels["jawOpen"], ch["jawOpen"], atol=1e-5)
     csv = takefile.read_livelink_csv(tmp_path / "out.csv", fps=25.0)
     np.testing.assert_allclose(csv.channels["jawOpen"], ch["jawOpen"], atol=1e-4)

@@ -61,7 +61,7 @@ def make_face(name="Face"):
     """A mesh with a basis and the 52 ARKit shape keys (jawOpen moves the bottom vertices)."""
     import bpy
 
-    from blender_addon.takefile import ARKIT_NAMES
+    from blender_addon.core.take import ARKIT_NAMES
 
     mesh = bpy.data.meshes.new(name)
     mesh.from_pydata([(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [], [(0, 1, 2, 3)])

@@ -1,0 +1,25 @@
+"""`osmnet prepare VIDEOS... --out DATASET`: tracked clips, landmarks, audio features, the expression basis."""
+from __future__ import annotations
+
+
+def add(sub):
+    p = sub.add_parser("prepare", help="turn videos into a training dataset")
+    p.add_argument("inputs", nargs="+", metavar="VIDEOS_OR_DIR", help="videos, or folders of videos")
+    p.add_argument("--out", required=True, help="dataset folder to write (index.json, clips/, expression_basis.npz)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--model", help="MediaPipe face_landmarker.task (default: resolved as for `osmnet track`)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the dataset (default 25)")
+    p.set_defaults(run=run)
+
+
+def run(a):
+    from osmnet.data.prepare import DatasetError, prepare
+
+    index = prepare(a.inputs, a.out, workers=a.workers, model_path=a.model, fps=a.fps)
+    s = index["summary"]
+    print(f"wrote {a.out}: {s['clips']} clips ({s['seconds_total']:.0f} s, {s['seconds_with_audio']:.0f} s with "
+          f"speech) from {len(index['speakers'])} speakers in {s['prepare_seconds']:.0f} s; {s['failed']} failed")
+    basis = index.get("expression_basis") or {}
+    if "r2_held_out" in basis:
+        print(f"expression basis: R^2 {basis['r2_held_out']:.3f} on {len(basis['held_out'])} held-out clips")
+    return 1 if s["failed"] else 0

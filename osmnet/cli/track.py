@@ -1,0 +1,30 @@
+"""`osmnet track VIDEO --out take.json`: real video -> a take (MediaPipe head pose + ARKit curves)."""
+from __future__ import annotations
+
+import sys
+
+
+def add(sub):
+    p = sub.add_parser("track", help="track a real video into a take (head pose + ARKit curves)")
+    p.add_argument("video", help="video of one talking face (mp4, mov, ...)")
+    p.add_argument("--audio", help="speech recorded with the video (checked to match its length)")
+    p.add_argument("--model", help="MediaPipe face_landmarker.task (default: $OSMNET_FACE_LANDMARKER, "
+                   "then ~/.cache/osmnet/, then download)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the take (default 25)")
+    p.add_argument("--out", required=True, help="take file to write (.json)")
+    p.set_defaults(run=run)
+
+
+def run(a):
+    from tqdm import tqdm
+
+    from osmnet.media import probe_video
+    from osmnet.data.track import track_video
+
+    total = probe_video(a.video).frames
+    with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, leave=False) as bar:
+        tracked = track_video(a.video, audio=a.audio, model_path=a.model, fps=a.fps, progress=bar)
+    tracked.take.save(a.out)
+    take = tracked.take
+    print(f"wrote {a.out}: {take.frames} frames at {take.fps:g} fps ({take.duration:.2f} s), "
+          f"{tracked.lost_frames} frames without a face (interpolated)")

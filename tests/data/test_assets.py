@@ -1,0 +1,76 @@
+"""Resolving face_landmarker.task: explicit path, env var, user cache, verified download, clear errors."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import pytest
+
+from osmnet.data import assets
+from osmnet.data.assets import AssetError, face_landmarker_path
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No env var, and a user cache inside tmp_path."""
+    monkeypatch.delenv(assets.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "osmnet"
+
+
+def test_explicit_path_wins_over_env(clean_env, face_model, monkeypatch, tmp_path):
+    monkeypatch.setenv(assets.ENV_VAR, str(tmp_path / "missing.task"))
+    assert face_landmarker_path(face_model) == face_model
+
+
+def test_env_var_is_used_and_checked(clean_env, face_model, monkeypatch, tmp_path):
+    monkeypatch.setenv(assets.ENV_VAR, str(face_model))
+    assert face_landmarker_path() == face_model
+    monkeypatch.setenv(assets.ENV_VAR, str(tmp_path / "missing.task"))
+    with pytest.raises(AssetError, match=r"missing.task.*\$OSMNET_FACE_LANDMARKER.*does not exist"):
+        face_landmarker_path()
+
+
+def test_user_cache_is_used_before_any_download(clean_env, face_model):
+    clean_env.mkdir(parents=True)
+    shutil.copy(face_model, clean_env / "face_landmarker.task")
+    got = face_landmarker_path(url="http://127.0.0.1:9/never-fetched")
+    assert got == clean_env / "face_landmarker.task"
+
+
+def test_offline_download_fails_with_where_to_put_the_file(clean_env):
+    with pytest.raises(AssetError) as e:
+        face_landmarker_path(url="http://127.0.0.1:9/face_landmarker.task")
+    msg = str(e.value)
+    assert str(clean_env / "face_landmarker.task") in msg and assets.ENV_VAR in msg and "--model" in msg
+    assert not clean_env.exists() or not any(clean_env.iterdir())  # nothing half-downloaded is left
+
+
+def test_download_is_verified_by_sha256_and_kept_in_the_cache(clean_env, face_model):
+    got = face_landmarker_path(url=face_model.resolve().as_uri())
+    assert got == clean_env / "face_landmarker.task"
+    assert assets.sha256_of(got) == assets.SHA256
+    assert sorted(p.name for p in clean_env.iterdir()) == ["face_landmarker.task"]
+
+
+def test_download_with_a_wrong_sha256_is_discarded(clean_env, tmp_path):
+    other = tmp_path / "other.task"
+    other.write_bytes(b"not the model" * 100)
+    with pytest.raises(AssetError, match="sha256"):
+        face_landmarker_path(url=other.as_uri())
+    assert not any(clean_env.iterdir())
+
+
+def test_unreadable_task_file_is_a_clear_error(clean_env, tmp_path):
+    bad = tmp_path / "face_landmarker.task"
+    bad.write_text("this is not a zip")
+    with pytest.raises(AssetError, match="not a readable .task bundle"):
+        face_landmarker_path(bad)
+
+
+def test_a_zip_without_the_landmarker_models_is_refused(clean_env, tmp_path):
+    bad = tmp_path / "other.task"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("something.tflite", b"x")
+    with pytest.raises(AssetError, match="lacks"):
+        face_landmarker_path(bad)
