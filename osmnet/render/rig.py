@@ -321,6 +321,14 @@ class RigPoser:
 
         Returns target vertex positions (B, N, 3) in crop-normalised image units.
         """
+        X = self.canon.expand(len(head), -1, -1)
+        if expr is not None:
+            X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
+        verts = self.src + (self.place(X, head) - self.base) * self.follow.view(1, -1, 1)
+        return self._place_pupils(verts, gaze)
+
+    def place(self, X: torch.Tensor, head: np.ndarray) -> torch.Tensor:
+        """Canonical points (B, K, 3) -> image (B, K, 3) under each frame's rigid head pose."""
         head = np.asarray(head, np.float64)
         delta = torch.as_tensor(euler_to_rotation(head[:, 0], head[:, 1], head[:, 2]),
                                 dtype=torch.float32, device=self.device)  # camera frame
@@ -330,12 +338,7 @@ class RigPoser:
         scale = torch.as_tensor(rig.scale * zoom, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         shift = np.stack([head[:, 3], -head[:, 4], -head[:, 5]], 1) * 100.0 * rig.scale
         trans = self.trans0 + torch.as_tensor(shift, dtype=torch.float32, device=self.device).unsqueeze(1)
-        X = self.canon.expand(head.shape[0], -1, -1)
-        if expr is not None:
-            X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
-        moved = scale * (X @ rot_img.transpose(1, 2)) + trans
-        verts = self.src + (moved - self.base) * self.follow.view(1, -1, 1)
-        return self._place_pupils(verts, gaze)
+        return scale * (X @ rot_img.transpose(1, 2)) + trans
 
     def _eye_frame(self, v: torch.Tensor, k: int):
         """Origin, across/up unit vectors, width and opening of eye k in (B, N, 3) vertices."""
