@@ -27,6 +27,7 @@ UPPER_MIDDLE = len(MOUTH_UPPER) // 2  # its index in LOOP
 JAW = (152, 148, 377, 175, 176, 400)  # chin vertices: they move with the mandible alone
 LOWER_LIP = (87, 14, 317)  # the lower lip rests on the lower teeth and drops with them
 LIP_SHARE = 0.75  # lower teeth move as the mean of chin and lower lip (the lip also rolls on its own)
+UPPER_SHOW = 0.3  # cm of upper teeth below the rest upper lip's inner edge
 UP_EDGE, UP_GUM, LO_EDGE, LO_GUM, TONGUE = range(5)  # rows of the canonical curves
 GRID = 48  # samples of each curve along the mouth
 S_MAX = 1.1  # the grid's half-length (the lip corners are at s = +-1)
@@ -48,7 +49,7 @@ def mouth_curves(canon: np.ndarray) -> np.ndarray:
     half = max(np.linalg.norm(U[0, :2] - U[-1, :2]) / 2, 1e-3)
     dx = (mid[:, 0] - c[0]) / half  # -1 .. 1 corner to corner
     x = c[0] + (mid[:, 0] - c[0]) * 0.95
-    up = U[:, 1] - (0.25 + 0.1 * dx ** 2)  # the upper incisal edge, just behind the upper lip
+    up = U[:, 1] - (UPPER_SHOW + 0.1 * dx ** 2)  # the upper incisal edge, just behind the upper lip
     lo = np.minimum(up + 0.25, L[:, 1] + 0.05)  # lower teeth: a little overbite when the jaw is shut
     z = mid[:, 2] - 0.35
     out = np.zeros((5, len(U), 3))
@@ -251,7 +252,7 @@ class MouthPainter:
 
         # Upper teeth, shaded towards the corners and just under the lip; gum above them.
         a_u = _cover(ue - pt, px)
-        shade = (1 - 0.35 * (xu / 1.9) ** 2) * (0.8 + 0.2 * _smoothstep(0.0, 0.12, pt - lu))
+        shade = (1 - 0.35 * (xu / 1.9) ** 2) * (0.85 + 0.15 * _smoothstep(0.0, 0.05, pt - lu))
         up = self.teeth * (shade * _gaps(xu, UPPER_GAPS, px_cm, ue - pt)).unsqueeze(1)
         up = up + (self.gum * 0.8 - up) * _cover(ug - pt, px).unsqueeze(1)
         col = col + (up - col) * a_u.unsqueeze(1)
