@@ -36,13 +36,13 @@ UPPER_GAPS = (0.0, 0.83, 1.42, 1.8)
 LOWER_GAPS = (0.0, 0.55, 1.12, 1.6)
 TEETH = (0.92, 0.90, 0.85)  # in a well-lit photo; scaled by the photo's skin brightness
 JAW_GAIN = 1.7  # the jaw shown at jawOpen = w is the basis's jaw at 1.7 w (see docs/renderer.md)
-PUCKER_GAIN = 1.8  # pucker likewise: its corners come in only 0.3-0.4 cm in the basis, which a warp hardly shows
+PUCKER_GAIN = 1.8  # pucker likewise: its corners come in only 0.3-0.4 cm in the basis, too little to see
 TONGUE_REACH = 0.45  # how far below the lower lip a tongue out at 1 reaches (half mouth widths)
 TONGUE_WIDTH = 0.55  # half-width of the tongue out of the mouth (half mouth widths)
 
 
 def mouth_curves(canon: np.ndarray) -> np.ndarray:
-    """(5, K, 3) canonical points (cm) of the teeth edges, gum lines and tongue top, from the face's rest lips."""
+    """(5, K, 3) canonical points (cm) of the teeth edges, gum lines and tongue top from the rest lips."""
     U, L = canon[list(MOUTH_UPPER)].astype(np.float64), canon[list(MOUTH_LOWER)].astype(np.float64)
     mid = (U + L) / 2
     c = mid[len(mid) // 2]
@@ -261,8 +261,9 @@ class MouthPainter:
         # A tongue out of the mouth covers the lower lip: a rounded lobe below the inner lower lip.
         reach = TONGUE_REACH * to.clamp(0, 1) * ((1 - (ps / TONGUE_WIDTH) ** 2).clamp_min(0)).sqrt()
         reach = reach * (1 - 0.3 * (ps / TONGUE_WIDTH) ** 2)
-        lobe = _cover(pt - ll, px) * _cover(ll + reach - pt, px) * (ps.abs() < TONGUE_WIDTH) * out_of_mouth.view(B, 1)
-        lshade = (1.0 - 0.3 * ((pt - ll) / (TONGUE_REACH * to).clamp_min(1e-3)).clamp(0, 1) ** 2) * (1 - 0.3 * (ps / TONGUE_WIDTH) ** 2)
+        lobe = _cover(pt - ll, px) * _cover(ll + reach - pt, px) * (ps.abs() < TONGUE_WIDTH) * o
+        down = ((pt - ll) / (TONGUE_REACH * to).clamp_min(1e-3)).clamp(0, 1)  # 0 at the lip, 1 at the tip
+        lshade = (1.0 - 0.3 * down ** 2) * (1 - 0.3 * (ps / TONGUE_WIDTH) ** 2)
         lcol = self.tongue * (lshade * (1 - 0.12 * (1 - (ps.abs() * px / 1.5).clamp(0, 1)))).unsqueeze(1)
         col = col * alpha.unsqueeze(1) * (1 - lobe.unsqueeze(1)) + lcol * lobe.unsqueeze(1)
         a = (alpha + lobe - alpha * lobe).unsqueeze(1)
