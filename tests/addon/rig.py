@@ -47,3 +47,19 @@ def make_armature(name: str = "Rig", bone: str = "DEF-head", rotation_mode: str 
 def make_rig(rotation_mode: str = "QUATERNION"):
     """-> (armature, face, teeth)."""
     return make_armature(rotation_mode=rotation_mode), make_mesh("Face", FACE_KEYS), make_mesh("Teeth", TEETH_KEYS)
+
+
+def playing(id_):
+    """(action, slot) of the take that plays on `id_`: the unmuted "OSM-Net | ..." NLA track."""
+    from blender_addon import compat, layers
+
+    for _take, track in layers.take_tracks(id_):
+        if not track.mute and len(track.strips):
+            strip = track.strips[0]
+            return strip.action, compat.strip_slot(strip)
+    return None, None
+
+
+def playing_take(id_):
+    action, _slot = playing(id_)
+    return action.get("osmnet_take") if action is not None else None
