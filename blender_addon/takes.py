@@ -1,6 +1,8 @@
 """The takes list: each take is an item in scene.osmnet.takes and its own Action(s) with a fake
-user (keyframes.py, add-on core: one Action per take, a slot per animated data-block), so a take
-survives being unassigned and the artist's own Actions are never touched.
+user (keyframes.py: one Action per take, a slot per animated data-block), played as an NLA layer
+over the artist's own Action (layers.py), so the artist's animation keeps playing and is never
+touched. Selecting a take plays it; Restore My Animation mutes them all; a re-roll can be
+accepted into its take; Bake to My Action writes a take into the artist's Actions (bake.py).
 
 Curves arrive chunk by chunk: the first chunk of a take creates it (keyframes.new_take), every
 chunk is keyed at once (keyframes.write_chunk). The raw take (frames x 58 channels at the take's
