@@ -155,9 +155,7 @@ def start_reroll(context) -> str:
     speech = strips.read_speech_for_take(context, base)
     seed, diversity, what = s.reroll_seed, s.reroll_diversity, s.reroll_what.lower()
     opts = dict(takes=1, seed=seed, diversity=diversity, intensity=s.intensity, fps=fps,
-                base=(values, fps), reroll=(first, end))
-    if what != "both":  # the protocol's default; a server that does not know `what` answers bad_request
-        opts["what"] = what
+                base=(values, fps), reroll=(first, end), what=what)  # a refused `what` shows as an error
     label = f"Re-rolling {what} of frames {takes.scene_frame(base, first)}-{takes.scene_frame(base, end - 1)} of {base.name}"
     job = _submit(context, "reroll", label, lambda c: c.submit_generate((speech.samples, speech.sr), **opts),
                   start_frame=base.start_frame, fps=fps)
