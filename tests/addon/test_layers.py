@@ -236,3 +236,27 @@ def test_layer_tracks_hold_only_the_head_bone_and_face_channels(body):
         else:
             assert all(p.startswith("key_blocks[") for p in paths) and SMILE not in paths
         assert (strip.frame_start, strip.frame_end) == (1, FRAMES)
+
+
+def test_a_file_from_the_old_add_on_gets_the_artists_action_back(body):
+    """Older versions made the take the rig's active Action (remembering the artist's in an ID
+    property); playing a take now puts the artist's Action back and layers the take instead."""
+    from blender_addon import keyframes
+
+    scene, arm, face, artist, pose = body
+    _generate(bpy.context, "job-1", [_values(0)])
+    name = scene.osmnet.takes[0].name
+    key = face.data.shape_keys
+    for id_ in (arm, key):  # what the old activate_take did
+        action, slot = compat.active_action(id_)
+        id_[keyframes.ORIGINAL_ACTION] = action
+        id_[keyframes.ORIGINAL_SLOT] = slot.identifier
+        take_action = next(a for a, _s, owner in keyframes.take_parts(name) if owner == id_)
+        take_slot = next(s for a, s, owner in keyframes.take_parts(name) if owner == id_)
+        compat.assign_action(id_, take_action, take_slot)
+    assert compat.active_action(arm)[0].get("osmnet_take") == name
+    scene.osmnet.active_take = 0
+    takes.play(bpy.context, scene.osmnet.takes[0])
+    assert compat.active_action(arm)[0].name == "BodyAnim" and compat.active_action(key)[0].name == "FaceAnim"
+    assert keyframes.ORIGINAL_ACTION not in arm and rig.playing_take(arm) == name
+    np.testing.assert_allclose(_body_pose(arm, face, scene), pose, atol=1e-6)
