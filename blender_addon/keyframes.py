@@ -332,6 +332,11 @@ def refresh_take(name: str, mapping: Mapping, scene) -> list:
     if not len(raw):
         return []
     skipped = _key_range(name, raw, float(first["osmnet_fps"]), mapping, scene, 0, len(raw) * 10**6)
+    for action, slot, id_ in _parts(name):  # controls the mapping no longer drives: gone, and at rest
+        fcs = compat.fcurve_collection(action, slot, create=False)
+        for fc in [fc for fc in (fcs or ()) if not len(fc.keyframe_points)]:
+            layers.rest_channel(id_, fc.data_path, fc.array_index)
+            fcs.remove(fc)
     _sync_layer(name)
     return skipped
 

@@ -19,6 +19,7 @@ Public API
     sync(take, parts, influence=None)    tracks/strips for [(action, slot, ID)] match the keyed range
     play(take, parts) ; is_playing(take, parts) ; has_tracks(take, parts) ; set_influence(take, parts, value)
     influence(strip) ; mute_all(ids) -> int tracks muted ; remove(take, ids) ; rename(old, new, ids)
+    channel_default(id_, data_path, index) ; rest_channel(id_, data_path, index)
     take_tracks(id_) -> [(take, track)]
     set_artist_blend(ids, combine: bool)
 """
@@ -121,7 +122,10 @@ def sync(take: str, parts, influence_value=None):
     created = False
     for action, slot, id_ in parts:
         rng = _keyed_range(action, slot)
-        if rng is None:
+        if rng is None:  # the take no longer drives this data-block (the mapping changed)
+            track = id_.animation_data.nla_tracks.get(track_name(take)) if id_.animation_data else None
+            if track is not None:
+                id_.animation_data.nla_tracks.remove(track)
             continue
         track = _track(id_, take, create=False)
         if track is None:
@@ -201,16 +205,20 @@ def _back_to_rest(id_, track):
     mine = {(fc.data_path, fc.array_index) for fc in (compat.fcurve_collection(action, slot, create=False) or ())} \
         if action is not None else set()
     for fc in compat.fcurve_collection(strip.action, compat.strip_slot(strip), create=False) or ():
-        if (fc.data_path, fc.array_index) in mine:
-            continue
-        found = channel_default(id_, fc.data_path, fc.array_index)
-        if found is None:
-            continue
-        owner, prop, default = found
-        if owner.bl_rna.properties[prop].is_array:
-            getattr(owner, prop)[fc.array_index] = default
-        else:
-            setattr(owner, prop, default)
+        if (fc.data_path, fc.array_index) not in mine:
+            rest_channel(id_, fc.data_path, fc.array_index)
+
+
+def rest_channel(id_, data_path: str, index: int = 0):
+    """Put one channel of `id_` at its default value (shape key 0, rotation identity ...)."""
+    found = channel_default(id_, data_path, index)
+    if found is None:
+        return
+    owner, prop, default = found
+    if owner.bl_rna.properties[prop].is_array:
+        getattr(owner, prop)[index] = default
+    else:
+        setattr(owner, prop, default)
 
 
 def mute_all(ids) -> int:

@@ -235,3 +235,20 @@ def test_the_artist_picks_the_bone_axes_and_translation(scene):
     assert tuple(arm.pose.bones["DEF-head"].rotation_euler) == (0, 0, 0)  # the automatic bone is left alone
     ms.head_mode = 'NONE'
     assert "Turns" not in " ".join(_labels(_draw(panels.OSMNET_PT_head)))
+
+
+def test_turning_the_head_off_and_re_keying_leaves_the_bone_at_rest(scene):
+    arm = rig.make_armature("Rig", bone="Head")
+    face = ui_support.make_face("Face")
+    face.parent = arm
+    scene.osmnet.target = arm
+    v = _generate()
+    scene.frame_set(20)
+    assert arm.pose.bones["Head"].matrix_basis.to_quaternion().angle > 0.01
+    assert [t.name for t in arm.animation_data.nla_tracks] == [f"OSM-Net | {scene.osmnet.takes[0].name}"]
+    scene.osmnet.mapping.head_mode = 'NONE'
+    assert bpy.ops.osmnet.takes_rekey() == {'FINISHED'}
+    scene.frame_set(21)
+    assert len(arm.animation_data.nla_tracks) == 0  # the take no longer drives the armature
+    assert arm.pose.bones["Head"].matrix_basis.to_quaternion().angle < 1e-6
+    np.testing.assert_allclose(_key(face, "jawOpen", [21]), v[20, JAW], atol=1e-5)  # the face still plays
