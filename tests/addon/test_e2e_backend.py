@@ -268,3 +268,55 @@ def test_a_manual_route_is_what_generate_keys(server, tmp_path):
     assert fc is not None and len(fc.keyframe_points) == s.takes[0].frames
     got = np.array([k.co.y for k in fc.keyframe_points])
     np.testing.assert_allclose(got, np.clip(values, 0, 1), atol=1e-5)
+
+
+def test_on_a_body_rig_generate_swap_reroll_accept_and_bake_keep_the_artists_animation(server, tmp_path):
+    """The real backend's takes over a rig with keyed spine/arm and a hand-keyed shape key."""
+    import rig
+
+    scene = ui_support.addon_scene(fps=25)
+    scene.frame_start = 1
+    arm, face = rig.make_body_rig()
+    scene.osmnet.target = arm
+    artist = {n: rig.dump_action(bpy.data.actions[n]) for n in ("BodyAnim", "FaceAnim")}
+    frames = (1, 12, 30, 44, 60)
+
+    def body():
+        out = []
+        for f in frames:
+            scene.frame_set(f)
+            out.append((arm.pose.bones["spine"].rotation_euler.y, arm.pose.bones["upper_arm.L"].rotation_euler.x,
+                        face.data.shape_keys.key_blocks["Smile"].value))
+        return np.array(out)
+
+    pose = body()
+    _prefs().backend_address = server.address
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=2.4))
+    s.takes_count, s.seed, s.timing = 2, 5, 'SCENE'
+    try:
+        assert bpy.ops.osmnet.generate() == {'FINISHED'}
+        assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        s.active_take = 1
+        assert rig.playing_take(arm) == rig.playing_take(face.data.shape_keys) == s.takes[1].name
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        scene.use_preview_range = True
+        scene.frame_preview_start, scene.frame_preview_end = 11, 40
+        s.reroll_what = 'BOTH'
+        assert bpy.ops.osmnet.reroll() == {'FINISHED'}
+        assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+        assert s.takes[-1].name.endswith("re-roll 11-40")
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        assert bpy.ops.osmnet.reroll_accept() == {'FINISHED'}
+        assert {n: rig.dump_action(bpy.data.actions[n]) for n in artist} == artist
+        assert bpy.ops.osmnet.take_bake() == {'FINISHED'}
+    finally:
+        runtime.cancel()
+        runtime.close_client()
+    np.testing.assert_allclose(body(), pose, atol=1e-6)
+    after = rig.dump_action(bpy.data.actions["BodyAnim"])
+    assert [c for c in after if "pose.bones[\"head\"]" not in c[0]] == artist["BodyAnim"]
+    smile = 'key_blocks["Smile"].value'
+    assert [c for c in rig.dump_action(bpy.data.actions["FaceAnim"]) if c[0] == smile] == \
+        [c for c in artist["FaceAnim"] if c[0] == smile]

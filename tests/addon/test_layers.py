@@ -19,42 +19,6 @@ CHECK = (1, 9, 20, 33, 47, 60, 75)
 SMILE = 'key_blocks["Smile"].value'
 
 
-def _body_rig():
-    """Armature 'Body' (spine, arm, neck, head) with a keyed body Action, and a face mesh with the
-    52 ARKit keys plus a hand-keyed 'Smile', parented to it."""
-    arm = rig.make_armature("Body", bone="head")
-    bpy.context.view_layer.objects.active = arm
-    bpy.ops.object.mode_set(mode="EDIT")
-    spine = arm.data.edit_bones.new("spine")
-    spine.head, spine.tail = (0, 0, 1.0), (0, 0, 1.4)
-    arm.data.edit_bones["DEF-neck"].parent = spine
-    upper = arm.data.edit_bones.new("upper_arm.L")
-    upper.head, upper.tail, upper.parent = (0.2, 0, 1.35), (0.5, 0, 1.35), spine
-    bpy.ops.object.mode_set(mode="OBJECT")
-    for name, axis, values in (("spine", 1, (0.0, 0.3, -0.2)), ("upper_arm.L", 0, (0.0, 1.2, 0.4))):
-        pb = arm.pose.bones[name]
-        pb.rotation_mode = 'XYZ'
-        for frame, v in zip((1, 30, 70), values):
-            pb.rotation_euler[axis] = v
-            pb.keyframe_insert("rotation_euler", index=axis, frame=frame)
-    arm.animation_data.action.name = "BodyAnim"
-    face = ui_support.make_face("Face")
-    face.shape_key_add(name="Smile", from_mix=False)
-    face.parent = arm
-    kb = face.data.shape_keys.key_blocks["Smile"]
-    for frame, v in ((1, 0.0), (40, 0.9), (75, 0.1)):
-        kb.value = v
-        kb.keyframe_insert("value", frame=frame)
-    face.data.shape_keys.animation_data.action.name = "FaceAnim"
-    return arm, face
-
-
-def _dump(action):
-    return sorted((fc.data_path, fc.array_index, [tuple(k.co) for k in fc.keyframe_points],
-                   [(tuple(k.handle_left), tuple(k.handle_right), k.interpolation) for k in fc.keyframe_points])
-                  for fc in compat.iter_fcurves(action))
-
-
 def _body_pose(arm, face, scene):
     out = []
     for f in CHECK:
@@ -98,9 +62,9 @@ def _generate(context, job, values_per_take, chunk=20, start=1):
 def body(tmp_path):
     scene = ui_support.addon_scene(fps=FPS)
     scene.frame_start, scene.frame_end = 1, FRAMES
-    arm, face = _body_rig()
+    arm, face = rig.make_body_rig()
     scene.osmnet.target = arm
-    artist = {a.name: _dump(a) for a in (bpy.data.actions["BodyAnim"], bpy.data.actions["FaceAnim"])}
+    artist = {a.name: rig.dump_action(a) for a in (bpy.data.actions["BodyAnim"], bpy.data.actions["FaceAnim"])}
     return scene, arm, face, artist, _body_pose(arm, face, scene)
 
 
@@ -111,7 +75,7 @@ def test_generate_swap_reroll_accept_and_bake_keep_the_body_playing_and_the_arti
 
     def unchanged():
         np.testing.assert_allclose(_body_pose(arm, face, scene), pose, atol=1e-6)
-        assert {n: _dump(bpy.data.actions[n]) for n in artist} == artist
+        assert {n: rig.dump_action(bpy.data.actions[n]) for n in artist} == artist
         assert compat.active_action(arm)[0].name == "BodyAnim"
         assert compat.active_action(face.data.shape_keys)[0].name == "FaceAnim"
 
@@ -164,8 +128,8 @@ def test_generate_swap_reroll_accept_and_bake_keep_the_body_playing_and_the_arti
     s.active_take = 0  # selecting it plays it again
 
     # Bake into the artist's own Actions: their body and Smile curves stay as they were
-    body_before = _dump(bpy.data.actions["BodyAnim"])
-    smile_before = [c for c in _dump(bpy.data.actions["FaceAnim"]) if c[0] == SMILE]
+    body_before = rig.dump_action(bpy.data.actions["BodyAnim"])
+    smile_before = [c for c in rig.dump_action(bpy.data.actions["FaceAnim"]) if c[0] == SMILE]
     playing = _face(face, scene, frames=range(1, FRAMES + 1))
     s.bake_tolerance = 0.01
     assert bpy.ops.osmnet.take_bake() == {'FINISHED'}
@@ -175,9 +139,9 @@ def test_generate_swap_reroll_accept_and_bake_keep_the_body_playing_and_the_arti
         'key_blocks["jawOpen"].value')
     assert jaw_fc is not None and len(jaw_fc.keyframe_points) < FRAMES
     np.testing.assert_allclose(_face(face, scene, frames=range(1, FRAMES + 1)), playing, atol=0.01 + 1e-5)
-    body_after = _dump(bpy.data.actions["BodyAnim"])
+    body_after = rig.dump_action(bpy.data.actions["BodyAnim"])
     assert [c for c in body_after if "head" not in c[0]] == body_before  # body curves bit for bit
-    assert [c for c in _dump(mine) if c[0] == SMILE] == smile_before
+    assert [c for c in rig.dump_action(mine) if c[0] == SMILE] == smile_before
     np.testing.assert_allclose(_body_pose(arm, face, scene), pose, atol=1e-6)
 
 
