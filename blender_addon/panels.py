@@ -95,6 +95,7 @@ class OSMNET_PT_generate(_Sidebar, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(s, "target")
         row.operator("osmnet.preview_head", text="", icon='USER')
+        draw_mapping_warning(layout, context)
         layout.prop(s, "audio_source", expand=True)
         if s.audio_source == 'FILE':
             layout.prop(s, "audio_path")
@@ -162,6 +163,17 @@ class OSMNET_PT_output(_Sidebar, bpy.types.Panel):
 
 
 # ------------------------------------------------------------------ take layer, re-roll, bake, mapping (addon-anim)
+
+def draw_mapping_warning(layout, context):
+    """One red line under the Face when the face would (almost) not move; details in the Mapping panel."""
+    if context.scene.osmnet.target is None:
+        return
+    warning = rigmap.view(context.scene).warning
+    if warning:
+        col = layout.column()
+        col.alert = True
+        col.label(text=warning.split(":")[0] + ": see the Mapping panel", icon='ERROR')
+
 
 def draw_take_layer(layout, context, take):
     """Influence of the selected take, whether it plays, and the way back to the artist's own animation."""

@@ -104,6 +104,8 @@ def test_a_rig_with_no_arkit_names_is_warned_and_one_click_routes_it(scene):
     assert "0 of 52 face channels" in text
     assert "No shape key on HeadMesh matches an ARKit name: only the head will move" in text
     assert ("operator", "osmnet.mapping_suggest") in log
+    assert "No shape key on HeadMesh matches an ARKit name: see the Mapping panel" in _labels(
+        _draw(panels.OSMNET_PT_generate))  # seen without opening the (closed) Mapping panel
     takes.begin_generated(bpy.context, "j0", 1, 1, FPS, N, 0, 1.0)
     takes.apply_chunk(scene, "j0", 0, 0, _values())
     message = takes.end_job(scene, "j0", failed=False)
