@@ -55,9 +55,13 @@ def take_tracks(id_) -> list:
 
 
 def _track(id_, take: str, create: bool):
+    """The take's track on `id_`; only `create` may add animation data (panels look up tracks)."""
+    if not create:
+        ad = id_.animation_data
+        return ad.nla_tracks.get(track_name(take)) if ad is not None else None
     ad = _anim(id_)
     track = ad.nla_tracks.get(track_name(take))
-    if track is None and create:
+    if track is None:
         track = ad.nla_tracks.new()
         track.name = track_name(take)
         track.mute = True  # a new take does not play until it is chosen
@@ -162,6 +166,7 @@ def play(take: str, parts):
         mine = _track(id_, take, create=False)
         if mine is None:
             continue
+        _anim(id_)  # refuses NLA tweak mode with the way out
         span = _span(mine)
         for other, track in take_tracks(id_):
             if other == take:
