@@ -343,7 +343,8 @@ def _fold_short_runs(label: np.ndarray, dist: np.ndarray, min_frames: int) -> np
 
 # ---------------------------------------------------------------- osmnet batch output folders
 
-BATCH_REPORT = "batch.json"
+BATCH_REPORT = "batch.json"  # docs/batch.md: {"format": "osmnet-batch", "version": 1, "lines": [...], ...}
+BATCH_FORMAT, BATCH_VERSION = "osmnet-batch", 1
 TAKE_GLOB = "take_*.json"
 _AUDIO_KEYS = ("audio", "audio_path", "source", "path", "file", "sound")
 
@@ -356,7 +357,7 @@ class BatchLine:
     name: str
     takes: list
     audio: Path | None = None
-    status: str = ""  # done / failed / skipped as batch.json says; "" without a batch.json
+    status: str = ""  # done / skipped / failed / pending as batch.json says; "" without a batch.json
     reason: str = ""
     seed: int | None = None
 
@@ -412,8 +413,17 @@ def read_batch_folder(folder, audio_dirs=()):
             report = json.loads(report_path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             warnings.append(f"{report_path.name} is not valid JSON ({e}); imported the take folders without it")
+    if isinstance(report, dict) and report.get("format", BATCH_FORMAT) != BATCH_FORMAT:
+        warnings.append(f"{report_path.name} is not an osmnet batch report (format {report.get('format')!r}); "
+                        "imported the take folders without it")
+        report = None
+    elif isinstance(report, dict) and isinstance(report.get("version"), int) and report["version"] > BATCH_VERSION:
+        warnings.append(f"{report_path.name} has batch report version {report['version']}; this add-on reads "
+                        f"version {BATCH_VERSION}, so some details may be missing: update the add-on")
     entries = {d["name"]: d for d in _report_lines(report)}
-    folders = {p.name: p for p in folder.iterdir() if p.is_dir() and any(p.glob(TAKE_GLOB))}
+    # Hidden folders (.osmnet-partial: lines still being written) are not lines.
+    folders = {p.name: p for p in folder.iterdir()
+               if p.is_dir() and not p.name.startswith(".") and any(p.glob(TAKE_GLOB))}
     names = list(entries) + sorted(n for n in folders if n not in entries)
     places = [folder, None, folder.parent, *audio_dirs]
     lines = []

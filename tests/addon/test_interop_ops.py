@@ -122,7 +122,7 @@ def test_batch_folder_lands_line_after_line_with_markers_and_sound(scene, tmp_pa
     speech.mkdir()
     ui_support.write_wav(speech / "l01_hello.wav", seconds=1.2)
     ui_support.write_wav(speech / "l02_reply.wav", seconds=1.8)
-    (out / "batch.json").write_text(json.dumps({"lines": [
+    (out / "batch.json").write_text(json.dumps({"format": "osmnet-batch", "version": 1, "lines": [
         {"name": "l02_reply", "status": "done", "audio": str(speech / "l02_reply.wav")},
         {"name": "l01_hello", "status": "done", "audio": str(speech / "l01_hello.wav")},
         {"name": "l04_lost", "status": "failed", "reason": "silent audio"},

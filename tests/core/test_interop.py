@@ -192,7 +192,8 @@ def test_batch_folder_lines_come_in_report_order_with_their_speech(tmp_path):
     _batch_line(out, "outro")
     _batch_line(out, "intro", takes=3)
     _batch_line(out, "zz_extra", takes=1)
-    report = {"lines": [
+    _batch_line(out / ".osmnet-partial", "half_written", takes=1)  # a line still being written
+    report = {"format": "osmnet-batch", "version": 1, "lines": [
         {"name": "outro", "status": "done", "audio": str(speech / "outro.wav"), "seed": 11, "duration": 0.8},
         {"name": "intro", "status": "skipped", "audio": "../speech/intro.wav"},
         {"name": "broken", "status": "failed", "reason": "not audio: broken.mp3"},
@@ -221,6 +222,13 @@ def test_batch_folder_without_or_with_a_broken_report_still_imports(tmp_path):
     (tmp_path / "batch.json").write_text("{half")
     lines, warnings = interop.read_batch_folder(tmp_path)
     assert [line.name for line in lines] == ["a_line", "b_line"] and "not valid JSON" in warnings[0]
+    (tmp_path / "batch.json").write_text(json.dumps({"format": "something-else", "lines": [{"name": "b_line"}]}))
+    lines, warnings = interop.read_batch_folder(tmp_path)
+    assert [line.name for line in lines] == ["a_line", "b_line"] and "not an osmnet batch report" in warnings[0]
+    (tmp_path / "batch.json").write_text(json.dumps({"format": "osmnet-batch", "version": 2,
+                                                     "lines": [{"name": "b_line", "status": "done"}]}))
+    lines, warnings = interop.read_batch_folder(tmp_path)
+    assert [line.name for line in lines] == ["b_line", "a_line"] and "update the add-on" in warnings[0]
 
 
 def test_a_folder_without_take_folders_is_refused(tmp_path):
