@@ -224,10 +224,11 @@ class OSMNET_OT_export_rhubarb(_ExportActive, ExportHelper, bpy.types.Operator):
 # ------------------------------------------------------------------ batch folders
 
 def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = True, audio_folder: str = "",
-                 start_frame: int | None = None) -> dict:
-    """Every line of an `osmnet batch` folder into the takes list: a line's takes all start at its
-    slot, slots follow each other with `gap` frames between; a timeline marker (and the sound, when
-    found) names each slot. Returns counts and problems for the report."""
+                 start_frame: int | None = None, takes_per_line: int = 0) -> dict:
+    """Every line of an `osmnet batch` folder into the takes list: a line's takes (the first
+    `takes_per_line`, 0 = all) all start at its slot, slots follow each other with `gap` frames
+    between; a timeline marker (and the sound, when found) names each slot. Returns counts and
+    problems for the report."""
     scene = context.scene
     audio_dirs = [bpy.path.abspath(audio_folder)] if audio_folder.strip() else []
     lines, warnings = interop.read_batch_folder(bpy.path.abspath(folder), audio_dirs=audio_dirs)
@@ -240,7 +241,7 @@ def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = T
             done["failed"].append(f"{line.name} ({line.reason or line.status or 'no take files'})")
             continue
         length = 0
-        for k, path in enumerate(line.takes):
+        for k, path in enumerate(line.takes[:takes_per_line] if takes_per_line > 0 else line.takes):
             try:
                 take = Take.load(path)
             except UserInputError as e:
@@ -300,6 +301,8 @@ class OSMNET_OT_import_batch(bpy.types.Operator):
                                    description="Place each line's speech in the sequencer at its takes")
     audio_folder: StringProperty(name="Audio Folder", subtype='DIR_PATH',
                                  description="Where the speech files are, if not where batch.json says")
+    takes_per_line: IntProperty(name="Takes per Line", default=0, min=0, max=64,
+                                description="Import only the first takes of each line (0: all of them)")
 
     @classmethod
     def poll(cls, context):
@@ -311,7 +314,8 @@ class OSMNET_OT_import_batch(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            done = import_batch(context, self.directory, self.gap, self.add_sound_strips, self.audio_folder)
+            done = import_batch(context, self.directory, self.gap, self.add_sound_strips, self.audio_folder,
+                                takes_per_line=self.takes_per_line)
         except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}

@@ -155,6 +155,8 @@ def test_batch_folder_without_report_imports_take_folders(scene, tmp_path):
     scene.frame_current = 1
     assert bpy.ops.osmnet.import_batch(directory=str(out), gap=0, add_sound_strips=False) == {'FINISHED'}
     assert [(t.name, t.start_frame) for t in scene.osmnet.takes] == [("a #1", 1), ("a #2", 1), ("b #1", 31), ("b #2", 31)]
+    bpy.ops.osmnet.import_batch(directory=str(out), gap=0, add_sound_strips=False, takes_per_line=1)
+    assert [t.name for t in scene.osmnet.takes][4:] == ["a #1 (2)", "b #1 (2)"]  # names stay unique
     with pytest.raises(RuntimeError, match="no batch lines"):
         bpy.ops.osmnet.import_batch(directory=str(tmp_path / "out" / "a"))
 
