@@ -137,15 +137,15 @@ class OSMNET_OT_import_audio2face(_ImportTake, ImportHelper, bpy.types.Operator)
 
 
 class OSMNET_OT_import_rhubarb(_ImportTake, ImportHelper, bpy.types.Operator):
-    """Import Rhubarb Lip Sync mouth cues (TSV or JSON) as a new take of ARKit mouth curves"""
+    """Import Rhubarb Lip Sync mouth cues (TSV, JSON or XML) as a new take of ARKit mouth curves"""
     bl_idname = "osmnet.import_rhubarb"
     bl_label = "Import Rhubarb Cues"
 
-    filter_glob: StringProperty(default="*.tsv;*.txt;*.json", options={'HIDDEN'})
+    filter_glob: StringProperty(default="*.tsv;*.txt;*.json;*.xml", options={'HIDDEN'})
     blend: FloatProperty(name="Transition", default=0.08, min=0.0, max=0.5, unit='TIME_ABSOLUTE',
                          description="Seconds the mouth takes to move from one shape to the next")
     add_sound_strip: BoolProperty(name="Add Sound Strip", default=True,
-                                  description="Place the recording named in the cue file (JSON only) in the sequencer")
+                                  description="Place the recording named in the cue file (JSON, XML) in the sequencer")
 
     def read(self, context, path):
         cues, meta = interop.read_rhubarb(path)

@@ -8,7 +8,8 @@ matched to the 52 ARKit channels loosely (mapping.match_channel); unmatched pose
 extra channels and listed in the take's meta.
 
 Rhubarb Lip Sync: TSV lines "seconds<TAB>shape", the last one the end of the recording; JSON
-{"metadata": {"soundFile", "duration"}, "mouthCues": [{"start", "end", "value"}]}. Shapes A-H and
+{"metadata": {"soundFile", "duration"}, "mouthCues": [{"start", "end", "value"}]} (XML, the same
+content as <rhubarbResult>, is read too). Shapes A-H and
 X (docs/take-format.md, "Other formats"). Cues become ARKit mouth poses (RHUBARB_POSES, in
 visemes' mouth features) joined by smooth S-curves; a take becomes cues by classifying every
 frame's mouth to the nearest shape, then folding runs shorter than `min_cue` into a neighbour.
@@ -16,7 +17,7 @@ frame's mouth to the nearest shape, then folding runs shorter than `min_cue` int
 Public API
     read_audio2face(path) -> Take ; write_audio2face(take, path) ; audio2face_from_dict(d, where)
     Cue(start, end, shape) ; RHUBARB_SHAPES ; RHUBARB_POSES
-    read_rhubarb(path) -> (cues, meta)            .tsv/.txt or .json, by content
+    read_rhubarb(path) -> (cues, meta)            TSV, JSON or XML, told by the content
     write_rhubarb_tsv(cues, path, closed=None) ; write_rhubarb_json(cues, path, sound_file="")
     cues_to_take(cues, fps=25.0, blend=0.08, meta=None) -> Take
     take_to_cues(take, shapes="ABCDEFGHX", min_cue=0.06, normalize=None) -> [Cue]
@@ -174,9 +175,31 @@ def _parse_tsv(text: str, where: str) -> list:
     return [Cue(t0, t1, s) for (t0, s, _), (t1, _, _) in zip(points, points[1:])]
 
 
+def _parse_xml(text: str, where: str):
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise UserInputError(f"{where} is not valid XML ({e}); is it Rhubarb XML output?") from None
+    if root.tag != "rhubarbResult":
+        raise UserInputError(f"{where} is XML but not Rhubarb's (<{root.tag}> instead of <rhubarbResult>)")
+    try:
+        cues = [Cue(float(c.get("start")), float(c.get("end")), (c.text or "").strip().upper())
+                for c in root.iter("mouthCue")]
+    except (TypeError, ValueError):
+        raise UserInputError(f'{where}: every <mouthCue> needs start="seconds" end="seconds" and a shape') from None
+    duration = root.findtext("metadata/duration")
+    try:
+        duration = float(duration) if duration else None
+    except ValueError:
+        duration = None
+    return cues, {"sound_file": (root.findtext("metadata/soundFile") or "").strip(), "duration": duration}
+
+
 def read_rhubarb(path):
-    """Rhubarb's TSV or JSON output -> ([Cue], {"sound_file", "duration"}); the format is told by
-    the content, so any file name works."""
+    """Rhubarb's TSV, JSON or XML output -> ([Cue], {"sound_file", "duration"}); the format is
+    told by the content, so any file name works."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"Rhubarb cue file {path} does not exist; choose the file again")
@@ -200,7 +223,7 @@ def read_rhubarb(path):
         md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
         meta = {"sound_file": str(md.get("soundFile") or ""), "duration": md.get("duration")}
     elif text.lstrip().startswith("<"):
-        raise UserInputError(f"{where} is Rhubarb's XML output; run Rhubarb with --exportFormat tsv or json")
+        cues, meta = _parse_xml(text, where)
     else:
         cues, meta = _parse_tsv(text, where), {"sound_file": "", "duration": None}
     cues = _check_cues(cues, where)

@@ -96,6 +96,14 @@ def test_rhubarb_tsv_and_json_files_round_trip(tmp_path):
     assert cues == CUES and meta == {"sound_file": "/audio/hi.wav", "duration": 2.1}
 
 
+def test_rhubarb_xml_output_is_read_too(tmp_path):
+    body = "".join(f'<mouthCue start="{c.start:.2f}" end="{c.end:.2f}">{c.shape}</mouthCue>' for c in CUES)
+    (tmp_path / "cues.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n<rhubarbResult><metadata>'
+                                       "<soundFile>/audio/hi.wav</soundFile><duration>2.10</duration></metadata>"
+                                       f"<mouthCues>{body}</mouthCues></rhubarbResult>")
+    assert interop.read_rhubarb(tmp_path / "cues.xml") == (CUES, {"sound_file": "/audio/hi.wav", "duration": 2.1})
+
+
 def test_cues_become_mouth_curves_that_reach_each_shape():
     take = interop.cues_to_take(CUES, fps=25.0)
     assert take.frames == round(2.1 * 25) and take.meta["source"] == "rhubarb"
@@ -164,7 +172,9 @@ def test_a_real_tracked_sentence_gives_plausible_cues(tracked_speech_take, tmp_p
     ("0.00\tX\n0.10\tQ\n0.20\tX\n", "mouth shape 'Q'"),
     ('{"mouthCues": [{"start": 0, "end": 0.1}]}', '"value"'),
     ('{"metadata": {}}', "mouthCues"),
-    ('<?xml version="1.0"?><rhubarbResult/>', "XML"),
+    ('<?xml version="1.0"?><rhubarbResult/>', "no mouth cues"),
+    ('<?xml version="1.0"?><svg/>', "not Rhubarb's"),
+    ('<rhubarbResult><mouthCues><mouthCue start="0">A</mouthCue></mouthCues></rhubarbResult>', "mouthCue"),
     ('{"mouthCues": []}', "no mouth cues"),
     ('{"mouthCues": [{"start": 0.5, "end": 0.6, "value": "A"}, {"start": 0.1, "end": 0.2, "value": "B"}]}', "time order"),
 ])
