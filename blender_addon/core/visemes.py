@@ -20,11 +20,11 @@ Public API
     VISEME_CHANNELS                             every viseme channel name (for the mapping's routes)
     MOUTH_FEATURES ; mouth_features(values) -> (frames, F) ; pose_curves(pose, frames) -> {arkit: curve}
     solve_mix(x, prototypes) -> (frames, K) weights
-    viseme_curves(take_or_values, scheme) -> {channel: float32 curve}
+    viseme_curves(take_or_values, scheme, neutral=None) -> {channel: float32 curve}
     match_viseme(shape_key_name) -> (scheme, channel) | None
     detect_viseme_scheme(shape_key_names) -> "oculus" | "vrm" | None
     viseme_routes(objects_keys) -> [(channel, owner, shape key)]   for the mapping to turn into Routes
-    add_viseme_channels(values, wanted) -> values plus the viseme curves `wanted` names
+    add_viseme_channels(values, wanted, neutral=None) -> values plus the viseme curves `wanted` names
 """
 from __future__ import annotations
 
@@ -152,31 +152,37 @@ def solve_mix(x: np.ndarray, prototypes: np.ndarray, ridge: float = 1e-3, iterat
     return w
 
 
-def viseme_curves(take_or_values, scheme: str) -> dict:
+def viseme_curves(take_or_values, scheme: str, neutral: dict | None = None) -> dict:
     """The viseme weights of every frame as named curves ({"viseme_aa": curve, ...}), in [0, 1].
 
-    `take_or_values` is a Take or {channel: curve}. For "oculus", viseme_sil holds what the other
-    14 leave (they sum to 1); VRM has no silence key, a mouth at rest is all zeros."""
+    `take_or_values` is a Take or {channel: curve}. `neutral` ({ARKit channel: value}, e.g. the
+    mapping's captured neutral) is the face at rest: subtracted first, so a face that rests with a
+    smile is not read as a constant "I". For "oculus", viseme_sil holds what the other 14 leave
+    (they sum to 1); VRM has no silence key, a mouth at rest is all zeros."""
     if scheme not in SCHEMES:
         raise UserInputError(f"viseme scheme {scheme!r} is unknown; use one of {sorted(SCHEMES)}")
     names = [n for n in SCHEMES[scheme] if n != _SILENCE.get(scheme)]
     protos = np.stack([pose_vector(MOUTH_POSES[_prototype_of(n)]) for n in names])
-    w = solve_mix(mouth_features(take_or_values), protos)
+    x = mouth_features(take_or_values)
+    if neutral:
+        x = np.maximum(x - mouth_features({k: np.array([float(v)]) for k, v in neutral.items()}), 0.0)
+    w = solve_mix(x, protos)
     out = {n: w[:, i].astype(np.float32) for i, n in enumerate(names)}
     if scheme in _SILENCE:
         out = {_SILENCE[scheme]: np.clip(1.0 - w.sum(axis=1), 0.0, 1.0).astype(np.float32), **out}
     return out
 
 
-def add_viseme_channels(values: dict, wanted) -> dict:
+def add_viseme_channels(values: dict, wanted, neutral: dict | None = None) -> dict:
     """`values` plus the viseme curves named in `wanted` (others ignored): what a mapping whose
-    routes start at viseme channels needs before it computes its target curves."""
+    routes start at viseme channels needs before it computes its target curves. Each frame is
+    solved on its own, so a window of a take gets the same curves as the whole take."""
     schemes = {s for s, names in SCHEMES.items() if set(names) & set(wanted)}
     if not schemes:
         return values
     out = dict(values)
     for s in sorted(schemes):
-        out.update(viseme_curves(values, s))
+        out.update(viseme_curves(values, s, neutral))
     return out
 
 

@@ -184,6 +184,13 @@ def test_a_viseme_only_rig_is_keyed_from_the_arkit_curves(tmp_path):
     assert kb["viseme_U"].value > 0.5
     bpy.context.scene.frame_set(3)
     assert kb["viseme_sil"].value > 0.99
+    # The mapping's captured neutral is the resting face the visemes are measured from.
+    rest = {"jawOpen": 0.35, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3}
+    keyframes.bake_take(take, Mapping(routes=routes, neutral=rest), bpy.context.scene, "visemes rest", start_frame=1)
+    expect = visemes.viseme_curves(take, "oculus", neutral=rest)
+    bpy.context.scene.frame_set(11)
+    assert kb["viseme_aa"].value == pytest.approx(float(expect["viseme_aa"][10]), abs=1e-3)
+    assert kb["viseme_aa"].value < 0.7
 
 
 def test_generated_takes_of_real_speech_import_as_a_batch_line(scene, tmp_path, generated_take_paths):

@@ -75,6 +75,16 @@ def test_real_speech_take_gives_sensible_visemes(tracked_speech_take):
     assert np.corrcoef(sum(vrm.values()), jaw)[0, 1] > 0.6
 
 
+def test_a_face_resting_with_a_smile_is_silent_once_its_neutral_is_given():
+    smiling = _values(3, mouthSmileLeft=0.45, mouthSmileRight=0.45, mouthStretchLeft=0.2, mouthStretchRight=0.2)
+    assert visemes.viseme_curves(smiling, "oculus")["viseme_I"][0] > 0.4  # read as "ee" without a neutral
+    rest = {"mouthSmileLeft": 0.45, "mouthSmileRight": 0.45, "mouthStretchLeft": 0.2, "mouthStretchRight": 0.2}
+    assert visemes.viseme_curves(smiling, "oculus", neutral=rest)["viseme_sil"] == pytest.approx([1, 1, 1], abs=1e-6)
+    smiling["jawOpen"][:] = 0.65
+    smiling["mouthLowerDownLeft"][:] = smiling["mouthLowerDownRight"][:] = 0.3
+    assert visemes.viseme_curves(smiling, "oculus", neutral=rest)["viseme_aa"][0] > 0.8
+
+
 def test_take_and_dict_inputs_agree():
     v = _values(5, jawOpen=[0, 0.1, 0.3, 0.5, 0.2], mouthPucker=[0, 0, 0.2, 0.1, 0.4])
     a = visemes.viseme_curves(v, "oculus")
