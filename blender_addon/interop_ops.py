@@ -18,6 +18,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import compat, takes
+from .strips import _free_channel, scene_fps  # the sequencer's one channel finder
 from .core import interop
 from .core.errors import UserInputError
 from .core.take import ALL_CHANNELS, Take
@@ -32,19 +33,6 @@ def _explain(cls, message):
 
 def _settings(context):
     return context.scene.osmnet
-
-
-def _scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
-
-
-def _free_channel(scene, first: int, end: int) -> int:
-    busy = {st.channel for st in compat.sequencer_strips(scene)
-            for a, b in [compat.strip_range(st)] if a < end and b > first}
-    channel = 1
-    while channel in busy:
-        channel += 1
-    return channel
 
 
 def add_sound(scene, path, frame: int, frames: int, name: str = ""):
@@ -149,7 +137,7 @@ class OSMNET_OT_import_rhubarb(_ImportTake, ImportHelper, bpy.types.Operator):
 
     def read(self, context, path):
         cues, meta = interop.read_rhubarb(path)
-        take = interop.cues_to_take(cues, fps=_scene_fps(context.scene), blend=self.blend,
+        take = interop.cues_to_take(cues, fps=scene_fps(context.scene), blend=self.blend,
                                     meta={"file": Path(path).name, "audio": meta["sound_file"]})
         return take, _existing(meta["sound_file"], path)
 
@@ -232,7 +220,6 @@ def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = T
     scene = context.scene
     audio_dirs = [bpy.path.abspath(audio_folder)] if audio_folder.strip() else []
     lines, warnings = interop.read_batch_folder(bpy.path.abspath(folder), audio_dirs=audio_dirs)
-    fps = _scene_fps(scene)
     frame = scene.frame_current if start_frame is None else start_frame
     first_item = len(_settings(context).takes)
     done = {"lines": 0, "takes": 0, "sounds": 0, "no_sound": [], "failed": [], "bad_takes": [], "warnings": warnings}
