@@ -211,6 +211,14 @@ class OSMNET_OT_export_rhubarb(_ExportActive, ExportHelper, bpy.types.Operator):
 
 # ------------------------------------------------------------------ batch folders
 
+def _number(value, kind):
+    """A meta value as int/float for the takes list (0 when it is missing or not a number)."""
+    try:
+        return kind(value) if value is not None and not isinstance(value, bool) else kind(0)
+    except (TypeError, ValueError, OverflowError):
+        return kind(0)
+
+
 def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = True, audio_folder: str = "",
                  start_frame: int | None = None, takes_per_line: int = 0) -> dict:
     """Every line of an `osmnet batch` folder into the takes list: a line's takes (the first
@@ -235,8 +243,8 @@ def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = T
                 done["bad_takes"].append(f"{line.name}/{path.name}: {e}")
                 continue
             item = add_take(context, take, f"{line.name} #{k + 1}", frame)
-            item.seed = line.seed if line.seed is not None else int(take.meta.get("seed", 0) or 0)
-            item.diversity = float(take.meta.get("diversity", 0.0) or 0.0)
+            item.seed = line.seed if line.seed is not None else _number(take.meta.get("seed"), int)
+            item.diversity = _number(take.meta.get("diversity"), float)
             if line.audio is not None:
                 item.audio_path = str(line.audio)
             length = max(length, item.frames)
