@@ -2,7 +2,7 @@
 takes, export the selected take to them, and import a whole `osmnet batch` output folder with
 one take set per dialogue line, placed one after another on the timeline.
 
-The formats live in core/interop.py (no bpy); this module only moves takes in and out of the
+The formats live in core/interop.py and core/batchfolder.py (no bpy); this module only moves takes in and out of the
 takes list (through takes.import_take, so an imported take is like any other) and places
 markers and sound strips. Its panel ("Other Tools", under the OSM-Net tab) only draws.
 """
@@ -19,7 +19,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import compat, takes
 from .strips import _free_channel, scene_fps  # the sequencer's one channel finder
-from .core import interop
+from .core import batchfolder, interop
 from .core.errors import UserInputError
 from .core.take import ALL_CHANNELS, Take
 
@@ -227,7 +227,7 @@ def import_batch(context, folder: str, gap: int = 12, add_sound_strips: bool = T
     problems for the report."""
     scene = context.scene
     audio_dirs = [bpy.path.abspath(audio_folder)] if audio_folder.strip() else []
-    lines, warnings = interop.read_batch_folder(bpy.path.abspath(folder), audio_dirs=audio_dirs)
+    lines, warnings = batchfolder.read_batch_folder(bpy.path.abspath(folder), audio_dirs=audio_dirs)
     frame = scene.frame_current if start_frame is None else start_frame
     first_item = len(_settings(context).takes)
     done = {"lines": 0, "takes": 0, "sounds": 0, "no_sound": [], "failed": [], "bad_takes": [], "warnings": warnings}
