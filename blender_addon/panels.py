@@ -262,8 +262,9 @@ class OSMNET_PT_mapping(_Sidebar, bpy.types.Panel):
             col.alert = True
             col.label(text=view.error, icon='ERROR')
         meshes = ", ".join(view.objects_keys) or "no mesh with shape keys"
-        layout.label(text=f"{view.mapped} of 52 face channels drive shape keys on {meshes}",
-                     icon='CHECKMARK' if view.mapped else 'ERROR')
+        visemes = f", {view.visemes} viseme keys" if view.visemes else ""
+        layout.label(text=f"{view.mapped} of 52 face channels drive shape keys on {meshes}{visemes}",
+                     icon='CHECKMARK' if view.mapped or view.visemes else 'ERROR')
         if view.warning:
             col = layout.column(align=True)
             col.alert = True
@@ -273,6 +274,7 @@ class OSMNET_PT_mapping(_Sidebar, bpy.types.Panel):
                 layout.operator("osmnet.mapping_suggest", icon='LIGHT')
         row = layout.row(align=True)
         row.prop(ms, "auto")
+        row.prop(ms, "visemes", text="")
         row.prop(ms, "show", text="")
         if len(ms.rows) == 0:
             layout.label(text="Select the Face again to list its channels", icon='INFO')

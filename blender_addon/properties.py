@@ -149,6 +149,12 @@ class OSMNET_Mapping(bpy.types.PropertyGroup):
     auto: BoolProperty(name="Match Names", default=True, update=_mapping_changed,
                        description="Channels without a shape key chosen by hand drive the shape keys named "
                                    "after them (jawOpen, JawOpen, ARKit_jawOpen, Jaw_Open, jawOpen.001 ...)")
+    visemes: EnumProperty(
+        name="Visemes", update=_mapping_changed,
+        items=[("auto", "Visemes: Auto", "Drive viseme keys (viseme_aa, vrm_oh ...) only when no ARKit jawOpen maps, "
+                "so a head with both does not open its mouth twice"),
+               ("on", "Visemes: On", "Drive the viseme keys as well as the ARKit ones"),
+               ("off", "Visemes: Off", "Never drive viseme keys")], default="auto")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, soft_max=2.0, update=_mapping_changed,
                             description="Scales every channel's motion around its neutral")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, soft_max=0.2, unit='TIME_ABSOLUTE',

@@ -108,7 +108,8 @@ def rules(settings, target=None) -> mp.MappingRules:
         if r.neutral != 0.0:
             neutral[r.channel] = r.neutral
     return mp.MappingRules(manual=manual, channels=channels, neutral=neutral, strength=ms.strength,
-                           smoothing=ms.smoothing, head=_head(ms, target or settings.target), auto=ms.auto)
+                           smoothing=ms.smoothing, head=_head(ms, target or settings.target), auto=ms.auto,
+                           visemes=ms.visemes)
 
 
 def set_rules(settings, r: mp.MappingRules):
@@ -122,7 +123,7 @@ def set_rules(settings, r: mp.MappingRules):
         s = r.channels.get(row.channel) or mp.ChannelSetting()
         row.enabled, row.gain, row.offset = s.enabled, s.gain, s.offset
         row.neutral = r.neutral.get(row.channel, 0.0)
-    ms.strength, ms.smoothing, ms.auto = r.strength, r.smoothing, r.auto
+    ms.strength, ms.smoothing, ms.auto, ms.visemes = r.strength, r.smoothing, r.auto, r.visemes
     h = r.head
     ms.head_rotation, ms.head_location, ms.head_location_scale = h.use_rotation, h.use_location, h.location_scale
     order = ("BONE", "Z_UP", "Y_UP") if h.kind == "bone" else ("Z_UP", "Y_UP", "BONE")
@@ -153,6 +154,7 @@ class MappingView:
     objects_keys: dict
     coverage: dict = field(default_factory=dict)   # channel -> [Target]
     mapped: int = 0
+    visemes: int = 0                                # shape keys driven through viseme channels
     warning: str | None = None
     suggestions: list = field(default_factory=list)
     error: str | None = None
@@ -177,7 +179,7 @@ def _signature(scene):
     ms = s.mapping
     head = (ms.head_mode, ms.head_armature.name if ms.head_armature else "", ms.head_bone,
             ms.head_object.name if ms.head_object else "", ms.head_axes, ms.head_rotation, ms.head_location)
-    return (s.target.name if s.target else "", keys, rows, ms.auto, head)
+    return (s.target.name if s.target else "", keys, rows, ms.auto, ms.visemes, head)
 
 
 def view(scene) -> MappingView:
@@ -193,7 +195,7 @@ def view(scene) -> MappingView:
         v = MappingView(mp.Mapping(), objects_keys, error=str(e))
     else:
         cov = mp.coverage(m)
-        v = MappingView(m, objects_keys, cov, sum(bool(t) for t in cov.values()),
+        v = MappingView(m, objects_keys, cov, sum(bool(t) for t in cov.values()), len(mp.viseme_targets(m)),
                         mp.coverage_warning(m, objects_keys) if scene.osmnet.target else None,
                         mp.suggest_routes(objects_keys, m))
     _memo[scene.name] = (sig, v)

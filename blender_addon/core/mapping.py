@@ -18,10 +18,11 @@ Public API
     detect_routes(objects_keys: {object: [shape key names]}) -> list[Route]
     guess_head_bone(bone_names) -> str | None ; neutral_pose(values, start, end) -> {ch: value}
     ManualRoute(channel, key, owner="", weight=1.0)   a route the artist chose in the mapping panel
-    MappingRules(manual, channels, neutral, strength, smoothing, head, auto)   the panel's state, rig-agnostic
+    MappingRules(manual, channels, neutral, strength, smoothing, head, auto, visemes)   the panel's state
         .build(objects_keys, head=None) -> Mapping ; .to_dict() / MappingRules.from_dict(d)
     save_preset(rules, path) / load_preset(path) -> MappingRules
     coverage(mapping, channels=ARKIT_NAMES) -> {channel: [Target]} ; coverage_warning(mapping, objects_keys)
+    viseme_targets(mapping) -> [Target]      shape keys driven through viseme channels (core/visemes.py)
     suggest_routes(objects_keys, mapping) -> [ManualRoute]   near-miss names (mouthOpen -> jawOpen ...)
     HEAD_CONVENTIONS ; head_axes(convention, kind) -> (pitch, yaw, roll)
     auto_mapping(mesh_objects, armature=None) -> Mapping   (reads names from bpy objects)
@@ -39,6 +40,7 @@ import numpy as np
 from .channels import ARKIT_NAMES
 from .errors import UserInputError
 from .files import atomic_write
+from .visemes import VISEME_CHANNELS, viseme_routes
 
 PRESET_FORMAT = "osmnet-mapping"
 PRESET_VERSION = 2
@@ -101,6 +103,7 @@ class ChannelSetting:
 
 
 HEAD_KINDS = ("bone", "object")
+VISEME_MODES = ("auto", "on", "off")
 # Signed rig axes (pitch, yaw, roll) for the take's camera axes (x right, y up, z towards the viewer).
 HEAD_CONVENTIONS = {
     "BONE": ("+X", "+Y", "+Z"),    # a pose bone: Y runs along the bone (up the neck), X to the side
@@ -372,16 +375,26 @@ class MappingRules:
     smoothing: float = 0.0
     head: HeadBinding = field(default_factory=HeadBinding)
     auto: bool = True
+    visemes: str = "auto"  # viseme keys (core/visemes.py): "auto" = when no ARKit jawOpen maps, "on", "off"
 
     def build(self, objects_keys: dict, head: HeadBinding | None = None) -> Mapping:
         from .channels import ALL_CHANNELS
 
+        if self.visemes not in VISEME_MODES:
+            raise MappingError(f"visemes must be one of {VISEME_MODES}, got {self.visemes!r}")
         for r in self.manual:
-            if r.channel not in ALL_CHANNELS:
+            if r.channel not in ALL_CHANNELS and r.channel not in VISEME_CHANNELS:
                 raise MappingError(f"manual route from unknown channel {r.channel!r}; channels are the "
-                                   f"52 ARKit names and headPitch/Yaw/Roll/X/Y/Z")
+                                   f"52 ARKit names, headPitch/Yaw/Roll/X/Y/Z and the viseme channels")
         manual_channels = {r.channel for r in self.manual}
         routes = [r for r in detect_routes(objects_keys) if r.channel not in manual_channels] if self.auto else []
+        if self.auto and self.visemes != "off":
+            # a head with both ARKit and viseme keys would open its mouth twice: visemes only when asked
+            # for, or when no ARKit jawOpen drives anything
+            if self.visemes == "on" or not any(r.channel == "jawOpen" for r in routes) \
+                    and "jawOpen" not in manual_channels:
+                routes += [Route(ch, Target("shape_key", owner, key)) for ch, owner, key in viseme_routes(objects_keys)
+                           if ch not in manual_channels]
         for m in self.manual:
             owners = [m.owner] if m.owner else list(objects_keys)
             for owner in owners:
@@ -392,7 +405,7 @@ class MappingRules:
 
     def to_dict(self) -> dict:
         return {
-            "format": PRESET_FORMAT, "version": PRESET_VERSION, "auto": self.auto,
+            "format": PRESET_FORMAT, "version": PRESET_VERSION, "auto": self.auto, "visemes": self.visemes,
             "strength": self.strength, "smoothing": self.smoothing, "neutral": dict(self.neutral),
             "head": asdict(self.head), "channels": {k: asdict(v) for k, v in self.channels.items()},
             "manual": [asdict(r) for r in self.manual],
@@ -405,7 +418,8 @@ class MappingRules:
         if d.get("version") != PRESET_VERSION:
             raise MappingError(f"{where} has preset version {d.get('version')!r}; this add-on reads "
                                f"version {PRESET_VERSION} (save the mapping again)")
-        known = {"format", "version", "auto", "strength", "smoothing", "neutral", "head", "channels", "manual"}
+        known = {"format", "version", "auto", "visemes", "strength", "smoothing", "neutral", "head", "channels",
+                 "manual"}
         if set(d) - known:
             raise MappingError(f"{where} has unknown keys {sorted(set(d) - known)}")
         try:
@@ -416,12 +430,15 @@ class MappingRules:
                 neutral={k: float(v) for k, v in d.get("neutral", {}).items()},
                 strength=float(d.get("strength", 1.0)), smoothing=float(d.get("smoothing", 0.0)),
                 head=HeadBinding(**d.get("head", {})), auto=bool(d.get("auto", True)),
+                visemes=str(d.get("visemes", "auto")),
             )
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, MappingError):
                 raise
             raise MappingError(f"{where} is malformed ({type(e).__name__}: {e})") from None
         rules.head.validate()
+        if rules.visemes not in VISEME_MODES:
+            raise MappingError(f"{where}: visemes must be one of {VISEME_MODES}, got {rules.visemes!r}")
         return rules
 
 
@@ -466,10 +483,17 @@ def suggest_routes(objects_keys: dict, mapping: Mapping) -> list:
     return out
 
 
+def viseme_targets(mapping: Mapping) -> list:
+    """The shape keys driven through viseme channels (a viseme rig's mouth)."""
+    return [r.target for r in mapping.routes if r.channel in VISEME_CHANNELS and mapping.setting(r.channel).enabled]
+
+
 def coverage_warning(mapping: Mapping, objects_keys: dict) -> str | None:
     """A sentence for the panel when the face would (almost) not move, else None."""
     cov = coverage(mapping)
     mapped = [ch for ch, targets in cov.items() if targets]
+    if viseme_targets(mapping):  # the mouth moves through its visemes
+        return None
     meshes = ", ".join(objects_keys) or "the face"
     hint = ""
     sugg = suggest_routes(objects_keys, mapping)

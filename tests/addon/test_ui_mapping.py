@@ -254,3 +254,18 @@ def test_turning_the_head_off_and_re_keying_leaves_the_bone_at_rest(scene):
     assert len(arm.animation_data.nla_tracks) == 0  # the take no longer drives the armature
     assert arm.pose.bones["Head"].matrix_basis.to_quaternion().angle < 1e-6
     np.testing.assert_allclose(_key(face, "jawOpen", [21]), v[20, JAW], atol=1e-5)  # the face still plays
+
+
+def test_a_viseme_only_head_shows_its_visemes_and_generate_keys_them(scene):
+    from blender_addon.core import visemes
+
+    keys = [f"viseme_{v}" for v in ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")]
+    head = rig.make_mesh("AvatarHead", keys)
+    scene.osmnet.target = head
+    labels = _labels(_draw(panels.OSMNET_PT_mapping))
+    assert "0 of 52 face channels drive shape keys on AvatarHead, 15 viseme keys" in labels
+    assert rigmap.view(scene).warning is None
+    v = _generate()
+    want = visemes.viseme_curves(Take(FPS, {c: v[:, i] for i, c in enumerate(ALL_CHANNELS)}), "oculus")
+    np.testing.assert_allclose(_key(head, "viseme_aa", [5, 17, 30]), want["viseme_aa"][[4, 16, 29]], atol=1e-3)
+    assert np.ptp(_key(head, "viseme_aa", range(1, N + 1))) > 0.1  # the mouth moves

@@ -153,6 +153,7 @@ def test_presets_round_trip_through_json(tmp_path):
     (lambda d: d["head"].update(roll="up"), "must each be one of"),
     (lambda d: d["head"].update(kind="light"), "head kind"),
     (lambda d: d["manual"][0].pop("channel"), "malformed"),
+    (lambda d: d.update(visemes="sometimes"), "visemes must be one of"),
 ])
 def test_bad_presets_are_refused_with_the_reason(tmp_path, edit, match):
     d = mp.MappingRules(manual=[mp.ManualRoute("jawOpen", "mouthOpen")]).to_dict()
@@ -160,3 +161,26 @@ def test_bad_presets_are_refused_with_the_reason(tmp_path, edit, match):
     (tmp_path / "p.json").write_text(json.dumps(d))
     with pytest.raises(mp.MappingError, match=match):
         mp.load_preset(tmp_path / "p.json")
+
+
+RPM_VISEMES = [f"viseme_{v}" for v in ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O",
+                                       "U")]
+
+
+def test_a_viseme_only_head_is_routed_through_its_visemes_and_not_warned():
+    keys = {"AvatarHead": RPM_VISEMES}
+    m = mp.MappingRules().build(keys)
+    assert sorted(r.channel for r in m.routes) == sorted(RPM_VISEMES) and len(mp.viseme_targets(m)) == 15
+    assert mp.coverage_warning(m, keys) is None
+    off = mp.MappingRules(visemes="off").build(keys)
+    assert off.routes == [] and "nothing will move" in mp.coverage_warning(off, keys)
+
+
+def test_a_head_with_arkit_and_viseme_keys_opens_its_mouth_once_unless_asked():
+    keys = {"Head": ["jawOpen", "mouthSmileLeft", *RPM_VISEMES]}
+    assert {r.channel for r in mp.MappingRules().build(keys).routes} == {"jawOpen", "mouthSmileLeft"}
+    assert len(mp.viseme_targets(mp.MappingRules(visemes="on").build(keys))) == 15
+    manual = mp.MappingRules(manual=[mp.ManualRoute("viseme_aa", "jawOpen")], visemes="off").build(keys)
+    assert [(r.channel, r.target.name) for r in manual.routes if r.channel == "viseme_aa"] == [("viseme_aa", "jawOpen")]
+    with pytest.raises(mp.MappingError, match="visemes must be one of"):
+        mp.MappingRules(visemes="sometimes").build(keys)
