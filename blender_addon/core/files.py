@@ -62,15 +62,16 @@ def check_output(path, *, kind: str = "file", force: bool = False, suffixes=(), 
     what counts on read-only mounts and for root). Returns `path` as a Path.
     """
     path = Path(path)
+    exists = path.is_symlink() or path.exists()
+    if exists and kind == "file" and path.is_dir():
+        example = path / ("out" + (suffixes[0] if suffixes else ""))
+        raise UserInputError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
+    if exists and kind == "dir" and not path.is_dir():
+        raise UserInputError(f"{flag} {path} exists and is not a folder; choose a folder name")
     if suffixes and path.suffix.lower() not in suffixes:
         raise UserInputError(f"{flag} {path}: this command writes {' or '.join(suffixes)}; "
                              f"name the file {path.with_suffix(suffixes[0]).name}")
-    if path.is_symlink() or path.exists():
-        if kind == "file" and path.is_dir():
-            example = path / ("out" + (suffixes[0] if suffixes else ""))
-            raise UserInputError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
-        if kind == "dir" and not path.is_dir():
-            raise UserInputError(f"{flag} {path} exists and is not a folder; choose a folder name")
+    if exists:
         if kind == "dir" and not any(path.iterdir()):
             pass  # an empty folder (made for this) is not an output to protect
         elif not force:

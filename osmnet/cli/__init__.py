@@ -123,6 +123,8 @@ def main(argv=None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if any("\x00" in a for a in argv):  # no path or number holds one; os calls would raise ValueError
+            raise UsageError("an argument contains a NUL character")
         runtime.configure()  # before any command imports torch
         args = build_parser().parse_args(glue_negative_ranges(argv))
         return int(args.run(args) or 0)

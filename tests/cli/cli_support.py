@@ -14,8 +14,8 @@ class Result:
 
     @property
     def error_lines(self) -> list[str]:
-        """stderr lines that are not progress bars (tqdm redraws with \\r)."""
-        return [ln.split("\r")[-1] for ln in self.err.splitlines() if ln.split("\r")[-1].startswith("osmnet")]
+        """The `osmnet: ...` lines of stderr (a progress bar redraws with \\r, so only its last part counts)."""
+        return [ln.split("\r")[-1] for ln in self.err.splitlines() if ln.split("\r")[-1].startswith("osmnet: ")]
 
 
 def cli(*argv) -> Result:
