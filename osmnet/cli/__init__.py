@@ -43,7 +43,9 @@ COMMANDS = ("track", "prepare", "head", "train", "generate", "evaluate", "plot",
 PLUGIN_GROUP = "osmnet.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; plugin commands (serve, worker, keys) are loaded only when `command` is
+    not a built-in one (or is None: `osmnet --help` lists everything)."""
     from osmnet import __version__
 
     parser = Parser(prog="osmnet", description="Several natural takes of head motion and "
@@ -52,9 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"osmnet.cli.{name}").add(sub)
-    for add in _plugin_commands():
-        add(sub)
+    if command is None or command not in sub.choices:
+        for add in _plugin_commands():
+            add(sub)
     return parser
+
+
+def _command_of(argv) -> str | None:
+    """The sub-command named on the command line (first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
 
 
 def _plugin_commands():
@@ -126,7 +139,7 @@ def main(argv=None) -> int:
         if any("\x00" in a for a in argv):  # no path or number holds one; os calls would raise ValueError
             raise UsageError("an argument contains a NUL character")
         runtime.configure()  # before any command imports torch
-        args = build_parser().parse_args(glue_negative_ranges(argv))
+        args = build_parser(_command_of(argv)).parse_args(glue_negative_ranges(argv))
         return int(args.run(args) or 0)
     except SystemExit as e:  # --help and --version print and exit 0
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
