@@ -110,6 +110,8 @@ def replace_dir(path) -> Iterator[Path]:
     restored if the second rename fails. On failure the old folder is left untouched.
     """
     path = Path(path)
+    if path.is_symlink():  # replace the folder the link points to, keep the link
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-new-", dir=path.parent))
     try:

@@ -93,3 +93,29 @@ def test_check_output_probes_writability_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)  # what a read-only folder answers
     with pytest.raises(EnvironmentProblem, match="not writable"):
         check_output(tmp_path / "deep" / "out.json")
+
+
+def test_replace_dir_through_a_symlink_replaces_the_folder_it_points_to(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "take_00.json").write_text("old")
+    (tmp_path / "link").symlink_to(real)
+    with replace_dir(tmp_path / "link") as tmp:
+        (tmp / "take_00.json").write_text("new")
+    assert (tmp_path / "link").is_symlink() and _set(real) == {"take_00.json": "new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_replace_dir_without_an_atomic_exchange_still_swaps_whole_and_cleans_up(tmp_path, monkeypatch):
+    """Where renameat2 is missing (macOS, Windows, old kernels) the old set is moved aside, then dropped."""
+    import blender_addon.core.files as files
+
+    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    out = tmp_path / "set"
+    out.mkdir()
+    for k in range(3):
+        (out / f"frame_{k:05d}.png").write_text("old")
+    with replace_dir(out) as tmp:
+        (tmp / "frame_00000.png").write_text("new")
+    assert _set(out) == {"frame_00000.png": "new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
