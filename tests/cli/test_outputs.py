@@ -102,3 +102,22 @@ def test_render_frames_force_replaces_every_frame_of_a_longer_earlier_take(tmp_p
             "--size", 128, "--frames-dir", frames, "--force")
     assert r.rc == 0, r.err
     assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:05d}.png" for i in range(3)]
+
+
+def test_prepare_force_replaces_the_whole_dataset(tmp_path, shared_data, face_model):
+    """Clips of the first run never stay beside the second run's index."""
+    sets = {}
+    for name, speakers in (("first", "AB"), ("second", "CD")):
+        folder = tmp_path / name
+        folder.mkdir()
+        for s in speakers:
+            (folder / f"grid_spk{s}_clip1.mp4").symlink_to(shared_data / "talking" / f"grid_spk{s}_clip1.mp4")
+        sets[name] = folder
+    ds = tmp_path / "dataset"
+    assert cli("prepare", sets["first"], "--workers", 1, "--model", face_model, "--out", ds).rc == 0
+    assert_one_line_error(cli("prepare", sets["second"], "--workers", 1, "--model", face_model, "--out", ds),
+                          "--force")
+    assert cli("prepare", sets["second"], "--workers", 1, "--model", face_model, "--out", ds, "--force").rc == 0
+    assert sorted(p.name for p in (ds / "clips").iterdir()) == ["grid_spkC_clip1.npz", "grid_spkD_clip1.npz"]
+    index = json.loads((ds / "index.json").read_text())
+    assert sorted(c["name"] for c in index["clips"]) == ["grid_spkC_clip1", "grid_spkD_clip1"]
