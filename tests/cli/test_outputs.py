@@ -121,3 +121,13 @@ def test_prepare_force_replaces_the_whole_dataset(tmp_path, shared_data, face_mo
     assert sorted(p.name for p in (ds / "clips").iterdir()) == ["grid_spkC_clip1.npz", "grid_spkD_clip1.npz"]
     index = json.loads((ds / "index.json").read_text())
     assert sorted(c["name"] for c in index["clips"]) == ["grid_spkC_clip1", "grid_spkD_clip1"]
+
+
+def test_head_force_replaces_the_folder_whole(tmp_path, face_model):
+    out = tmp_path / "head"
+    assert cli("head", "--model", face_model, "--out", out).rc == 0
+    (out / "shapes" / "stale.obj").write_text("from an older export")
+    assert_one_line_error(cli("head", "--model", face_model, "--out", out), "--force")
+    assert cli("head", "--model", face_model, "--out", out, "--force").rc == 0
+    assert not (out / "shapes" / "stale.obj").exists() and len(list((out / "shapes").iterdir())) == 52
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head"]
