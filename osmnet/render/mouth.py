@@ -3,12 +3,13 @@
 A warp only stretches the photo's closed lip line when the lips part, so what is behind them is
 painted. The parts are curves in the canonical face space built from the portrait's own rest
 lips (one column per inner-lip vertex pair): the upper teeth's edge and gum line move with the
-skull only, the lower teeth and the tongue also with the jaw (the mean displacement of the chin
-vertices in the frame's expression), so they follow the take's head pose and jaw with parallax.
+skull only, the lower teeth and the tongue also with the jaw (the displacement of the chin and
+lower-lip vertices in the frame's expression), so they follow the take's head pose and jaw with
+parallax. The renderer also shows the jaw and pucker stronger than the basis (shown_basis).
 
-Each frame, the curves and the inner-lip contours are projected into the mouth's own frame
-(s along the line between the lip corners, t across it, both in half mouth widths) and resampled
-as functions of s on a fixed grid. Every pixel of a window around the mouth then looks up where
+Each frame, the curves and the inner-lip outline (split into upper and lower chains, so a round
+opening works) are projected into the mouth's own frame (s along the line between the lip
+corners, t across it, both in half mouth widths) and resampled as functions of s on a grid. Every pixel of a window around the mouth then looks up where
 it lies against each curve: coverage with a one-pixel ramp gives crisp, antialiased lip and
 tooth edges at any output size. Colours come from the photo (cavity, gums and tongue from its lip
 colour, teeth from its skin brightness), so a black-and-white photo gets a grey mouth.
