@@ -8,11 +8,13 @@ background mode) only starts the job; the caller or a bpy.app timer drains it.
 """
 from __future__ import annotations
 
+import time
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import localserver, runtime, strips, takes
+from . import localserver, preview, runtime, strips, takes
 from .core.errors import UserInputError
 
 
@@ -311,6 +313,7 @@ class OSMNET_OT_render_frames(_JobOperator, bpy.types.Operator):
 image strip in the sequencer, in sync with the sound"""
     bl_idname = "osmnet.render_frames"
     bl_label = "Render 2D Frames"
+    bl_options = {'REGISTER', 'UNDO'}  # adds the frames scene and its strips
 
     @classmethod
     def poll(cls, context):
@@ -326,22 +329,82 @@ image strip in the sequencer, in sync with the sound"""
 
 
 class OSMNET_OT_render_preview(bpy.types.Operator):
-    """Render the scene (Workbench) with the sound into one mp4 file"""
+    """Render the scene with the sound into one mp4: a fast playblast, or the scene's render engine"""
     bl_idname = "osmnet.render_preview"
     bl_label = "Render Preview"
 
+    _timer = None
+    _job = None
+
     @classmethod
     def poll(cls, context):
-        return _explain(cls, "A job is running; wait for it to finish" if runtime.busy() else
-                        (None if context.scene.camera else "The scene needs a camera"))
+        if runtime.busy() or context.window_manager.osmnet_status.busy:
+            return _explain(cls, "A job is running; wait for it to finish")
+        return _explain(cls, None if context.scene.camera else "The scene needs a camera")
 
-    def execute(self, context):
+    def _begin(self, context):
+        s = _settings(context)
+        self._job = preview.PreviewRender(context, s.preview_mode, s.preview_percentage, s.preview_frame_step)
+        st = context.window_manager.osmnet_status
+        st.busy, st.job, st.progress = True, "Rendering preview", 0.0
+        runtime.set_status(self._job.status(), "INFO", context)
+
+    def _end(self, context, level, message):
+        st = context.window_manager.osmnet_status
+        st.busy, st.job, st.progress = runtime.busy(), "", 0.0
+        runtime.set_status(message, level, context)
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _redraw(context)
+        self.report({level}, message)
+
+    def _done_message(self, path):
+        took = preview.format_eta(time.monotonic() - self._job.started)
+        note = f" ({self._job.note})" if self._job.note else ""
+        return f"Wrote {path} in {took}{note}"
+
+    def execute(self, context):  # scripts and background mode: every frame now
         try:
-            path = strips.render_preview(context)
+            self._begin(context)
+            path = self._job.run()
         except UserInputError as e:
-            self.report({'ERROR'}, str(e))
+            self._end(context, 'ERROR', str(e))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Wrote {path}")
+        self._end(context, 'INFO', self._done_message(path))
+        return {'FINISHED'}
+
+    def invoke(self, context, event):  # the UI: one frame per timer tick, progress and ETA, Esc cancels
+        try:
+            self._begin(context)
+        except UserInputError as e:
+            self._end(context, 'ERROR', str(e))
+            return {'CANCELLED'}
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type == 'ESC':
+            self._job.cancel()
+            self._end(context, 'WARNING', "Preview cancelled")
+            return {'CANCELLED'}
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        try:
+            more = self._job.step()
+            if more:
+                st = context.window_manager.osmnet_status
+                st.progress = self._job.progress
+                runtime.set_status(self._job.status(), "INFO", context)
+                _redraw(context)
+                return {'RUNNING_MODAL'}
+            path = self._job.finish()
+        except UserInputError as e:
+            self._job.cancel()
+            self._end(context, 'ERROR', str(e))
+            return {'CANCELLED'}
+        self._end(context, 'INFO', self._done_message(path))
         return {'FINISHED'}
 
 

@@ -6,7 +6,7 @@ import textwrap
 import bpy
 
 from .properties import addon_prefs
-from .strips import active_sound_strip
+from .strips import active_sound_strip, frames_scene_name
 
 _ICONS = {"INFO": 'INFO', "WARNING": 'ERROR', "ERROR": 'CANCEL'}
 
@@ -157,10 +157,16 @@ class OSMNET_PT_output(_Sidebar, bpy.types.Panel):
         col.prop(s, "render_size")
         col.prop(s, "frames_dir")
         col.operator("osmnet.render_frames", icon='IMAGE_DATA')
+        own = bpy.data.scenes.get(frames_scene_name(context.scene))
+        if own is not None:
+            col.label(text=f"The frames play in scene \"{own.name}\"", icon='SCENE_DATA')
         layout.separator()
         col = layout.column()
         col.label(text="Scene with sound, one mp4")
         col.prop(s, "preview_path")
+        col.prop(s, "preview_mode")
+        col.prop(s, "preview_percentage")
+        col.prop(s, "preview_frame_step")
         col.operator("osmnet.render_preview", icon='RENDER_ANIMATION')
 
 

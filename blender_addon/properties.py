@@ -134,6 +134,16 @@ class OSMNET_Settings(bpy.types.PropertyGroup):
                                description="Where rendered 2D frames are written")
     preview_path: StringProperty(name="Preview File", subtype='FILE_PATH', default="//osmnet_preview.mp4",
                                  description="mp4 written by Render Preview")
+    preview_mode: EnumProperty(
+        name="Preview With",
+        items=[("PLAYBLAST", "Playblast", "Draw each frame the way the viewport does (fast); without a window "
+                "(background mode) a quick Workbench render stands in"),
+               ("ENGINE", "Render Engine", "Render each frame with the scene's own engine, as F12 does (slow)")],
+        default="PLAYBLAST")
+    preview_percentage: IntProperty(name="Size", default=50, min=1, max=100, subtype='PERCENTAGE',
+                                    description="Size of the preview as a percentage of the scene's resolution")
+    preview_frame_step: IntProperty(name="Frame Step", default=1, min=1, max=10,
+                                    description="Render every Nth frame and hold it N frames (the sound stays whole)")
 
     def active(self):
         """The selected take item, or None."""

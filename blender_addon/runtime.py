@@ -247,8 +247,9 @@ def _on_event(job: Job, ev, context):
             return
         message = takes.end_job(scene, job.id, failed=False) or f"{job.label}: done"
         if job.kind == "render" and scene is not None:
-            strips.place_frames(scene, _folder(job), job.received, job.start_frame, f"{job.take_name} 2D")
-            message = f"Rendered {job.received} frames of {job.take_name} into {job.folder}"
+            strip = strips.place_frames(scene, _folder(job), job.received, job.start_frame, f"{job.take_name} 2D")
+            message = (f"Rendered {job.received} frames of {job.take_name} into {job.folder}; they play in scene "
+                       f"\"{strip.id_data.name}\" (F12 here still renders the 3D scene)")
         _finish(job, "INFO", message, context)
     elif ev.type == "error":
         _fail(job, _error_text(ev.content), context)

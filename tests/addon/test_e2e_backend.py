@@ -13,7 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import compat, localserver, runtime, takes  # noqa: E402
+from blender_addon import compat, localserver, runtime, strips, takes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,8 @@ def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_pa
     assert st.level == 'INFO' and "Rendered 20 frames" in st.text, st.text
     pngs = sorted((tmp_path / "frames").glob("*/frame_*.png"))
     assert len(pngs) == 20
-    strip = compat.sequencer_strips(scene).get(f"{s.takes[0].name} 2D")
+    own = bpy.data.scenes[strips.frames_scene_name(scene)]  # its own scene: F12 here stays 3D
+    strip = compat.sequencer_strips(own).get(f"{s.takes[0].name} 2D")
     assert strip is not None and strip.type == 'IMAGE'
     assert compat.strip_range(strip) == (4, 24)  # the same frames as the take
     img = bpy.data.images.load(str(pngs[10]))
