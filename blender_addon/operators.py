@@ -16,6 +16,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import localserver, preview, runtime, strips, takes
 from .core.errors import UserInputError
+from .properties import addon_prefs
 
 
 def _explain(cls, message):
@@ -138,6 +139,38 @@ class OSMNET_OT_backend_check(_JobOperator, bpy.types.Operator):
 
     def start(self, context):
         return runtime.start_hello(context)
+
+    def _still_starting(self, context):
+        """The local backend is loading its model: say so (it connects by itself when ready)."""
+        text = localserver.starting_text()
+        runtime.set_status(text, "INFO", context)
+        self.report({'INFO'}, text)
+        return {'FINISHED'}
+
+    def execute(self, context):
+        return self._still_starting(context) if localserver.starting() else super().execute(context)
+
+    def invoke(self, context, event):
+        return self._still_starting(context) if localserver.starting() else super().invoke(context, event)
+
+
+class OSMNET_OT_backend_find_python(bpy.types.Operator):
+    """Look for the Python of an environment with osmnet installed (the `osmnet` command on PATH,
+the active virtual or conda environment) and put it in Backend Python"""
+    bl_idname = "osmnet.backend_find_python"
+    bl_label = "Find Backend Python"
+
+    def execute(self, context):
+        prefs = addon_prefs(context)
+        found = localserver.guess_backend_python()
+        if found is None:
+            self.report({'ERROR'}, "No Python with osmnet found (no `osmnet` command on PATH, no active "
+                                   "environment); set Backend Python by hand")
+            return {'CANCELLED'}
+        if prefs is not None:
+            prefs.backend_python = found[0]
+        self.report({'INFO'}, f"Backend Python: {found[0]} (from {found[1]})")
+        return {'FINISHED'}
 
 
 # ------------------------------------------------------------------ generate
@@ -409,7 +442,7 @@ class OSMNET_OT_render_preview(bpy.types.Operator):
 
 
 CLASSES = (
-    OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check,
+    OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check, OSMNET_OT_backend_find_python,
     OSMNET_OT_generate, OSMNET_OT_reroll, OSMNET_OT_cancel,
     OSMNET_OT_take_delete, OSMNET_OT_take_delete_unstarred, OSMNET_OT_take_import, OSMNET_OT_take_export,
     OSMNET_OT_preview_head, OSMNET_OT_render_frames, OSMNET_OT_render_preview,

@@ -5,6 +5,7 @@ import textwrap
 
 import bpy
 
+from . import localserver
 from .properties import addon_prefs
 from .strips import active_sound_strip, frames_scene_name
 
@@ -74,6 +75,11 @@ class OSMNET_PT_backend(_Sidebar, bpy.types.Panel):
             layout.label(text="Enable the add-on in Preferences to set the address", icon='INFO')
         if st.model:
             layout.label(text=f"Model: {st.model}", icon='CHECKMARK')
+        phase = localserver.phase()
+        if st.backend_running and phase == "starting":
+            layout.label(text="Local backend: starting (loading the model)", icon='SORTTIME')
+        elif st.backend_running and phase == "ready":
+            layout.label(text="Local backend: ready", icon='CHECKMARK')
         row = layout.row(align=True)
         if st.backend_running:
             row.operator("osmnet.backend_stop", icon='PAUSE')

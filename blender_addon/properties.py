@@ -41,7 +41,8 @@ class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
     backend_python: StringProperty(
         name="Backend Python", subtype='FILE_PATH',
         description="Python interpreter of the environment with osmnet installed, "
-                    "e.g. /path/to/osmnet/.venv/bin/python")
+                    "e.g. /path/to/osmnet/.venv/bin/python. Empty: found from the `osmnet` command on PATH "
+                    "(or the active virtual/conda environment) when the backend is started")
     backend_command: StringProperty(
         name="Backend Command", default="osmnet serve",
         description="Command line that starts the backend; `--bind ADDRESS` is appended")
@@ -57,7 +58,11 @@ class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Local backend (started from Blender)", icon='CONSOLE')
         box.prop(self, "launcher", expand=True)
         if self.launcher == 'PYTHON':
-            box.prop(self, "backend_python")
+            row = box.row(align=True)
+            row.prop(self, "backend_python")
+            row.operator("osmnet.backend_find_python", text="", icon='VIEWZOOM')
+            if not self.backend_python:
+                box.label(text="Empty: Start Local Backend looks for the `osmnet` command on PATH", icon='INFO')
         else:
             box.prop(self, "backend_command")
 

@@ -208,7 +208,11 @@ def drain(context=None) -> bool:
                 _on_event(job, ev, context)
             except Exception as e:  # a bug or a deleted scene/take: end the job, keep Blender alive
                 _fail(job, f"{job.label} failed while applying results: {type(e).__name__}: {e}", context)
-    localserver.check(context)
+    if localserver.poll(context):  # the local backend just said it is listening: connect at once
+        try:
+            start_hello(context)
+        except UserInputError as e:
+            set_status(str(e), "ERROR", context)
     return bool(_state.jobs)
 
 
@@ -264,6 +268,10 @@ def _error_text(content) -> str:
 
 
 def _fail(job: Job, message: str, context):
+    if job.kind == "hello" and localserver.starting():
+        # No answer because the model is still loading: not an error; drain() connects once it listens.
+        _finish(job, "INFO", localserver.starting_text(), context)
+        return
     if job.kind == "hello":
         _status(context).model = ""
     takes.end_job(bpy.data.scenes.get(job.scene), job.id, failed=True)
