@@ -178,6 +178,8 @@ the active virtual or conda environment) and put it in Backend Python"""
 def _generate_problem(context):
     if runtime.busy():
         return "A job is running; wait for it or press Esc to cancel"
+    if localserver.starting():
+        return "The local backend is still loading its model; wait until the status line says it is ready"
     return takes.target_problem(_settings(context).target) or strips.audio_source_problem(context)
 
 

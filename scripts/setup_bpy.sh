@@ -2,7 +2,7 @@
 # Make the headless-Blender test environments for the add-on:
 #   .venv-bpy45  Python 3.11 + bpy 4.5      .venv-bpy52  Python 3.13 + bpy 5.2
 #   .venv-bpy45-nozmq / .venv-bpy52-nozmq   the same Blenders WITHOUT pyzmq, like a user's Blender:
-#   tests/addon/test_install.py installs the extension zip there and it must bring its own pyzmq.
+#   tests/addon/test_package.py installs the extension zip there and it must bring its own pyzmq.
 # PY311 / PY313 override the interpreters (default: python3.11 and pyenv's 3.13.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."

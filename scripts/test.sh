@@ -13,7 +13,7 @@ bash scripts/setup_bpy.sh || exit 1
 if [ -z "${OSMNET_FACE_LANDMARKER:-}" ] && [ -f ../shared/models/face_landmarker.task ]; then
   export OSMNET_FACE_LANDMARKER=$(cd ../shared/models && pwd)/face_landmarker.task
 fi
-# The install test (tests/addon/test_install.py) needs the no-pyzmq bpy venvs setup_bpy.sh made:
+# The install test (tests/addon/test_package.py) needs the no-pyzmq bpy venvs setup_bpy.sh made:
 # here a missing one is a failure, not a skip.
 export OSMNET_REQUIRE_INSTALL_TEST=1
 reports=$(mktemp -d)

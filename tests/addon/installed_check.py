@@ -1,4 +1,4 @@
-"""Run by tests/addon/test_install.py in a bpy venv WITHOUT pyzmq, as a user's Blender would be:
+"""Run by tests/addon/test_package.py in a bpy venv WITHOUT pyzmq, as a user's Blender would be:
 install the extension zip with Blender's own operator into a fresh user-resources folder
 (BLENDER_USER_RESOURCES), enable it, and ask a real backend who it is through the bundled pyzmq.
 Prints one JSON line with what it saw; the test asserts on it.
