@@ -126,8 +126,12 @@ class PreviewRender:
         r.resolution_percentage = self.percentage
         _set_png(r.image_settings)
         if self.use_opengl:
-            bpy.ops.render.opengl(write_still=True, view_context=False)
-        else:
+            try:
+                bpy.ops.render.opengl(write_still=True, view_context=False)
+            except RuntimeError as e:  # no usable viewport after all: the Workbench stand-in from now on
+                self.use_opengl = False
+                self.note = f"viewport drawing failed ({str(e).strip()}): used a fast Workbench render instead"
+        if not self.use_opengl:
             if self.mode == "PLAYBLAST":
                 r.engine = 'BLENDER_WORKBENCH'
                 scene.display.render_aa = 'OFF'
