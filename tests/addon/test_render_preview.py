@@ -2,6 +2,8 @@
 by default, the scene's engine as an option) has the take's length, the chosen size and the sound
 (read back with PyAV); it runs frame by frame with progress and an ETA and restores every setting;
 and after "Render 2D Frames" a normal F12 render still renders the 3D scene."""
+import os
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,15 @@ def test_preview_steps_report_progress_and_an_eta_and_cancel_restores_everything
     assert _render_settings(scene) == before
     assert not job.folder.exists()
     assert not (tmp_path / "out" / "preview.mp4").exists()
+
+
+@pytest.mark.skipif(not bpy.app.background, reason="needs Blender without a window")
+def test_a_playblast_that_cannot_draw_falls_back_to_the_workbench_stand_in(scene, tmp_path):
+    job = preview.PreviewRender(bpy.context, 'PLAYBLAST', 20, 1, 5, 7)
+    job.use_opengl = True  # as in a window; here render.opengl refuses (no OpenGL context)
+    path = job.run()
+    assert "viewport drawing failed" in job.note and "Workbench" in job.note
+    assert os.path.getsize(path) > 0
 
 
 def test_preview_without_a_camera_is_a_clear_error(scene):
