@@ -465,7 +465,7 @@ class OSMNET_OT_take_restore(bpy.types.Operator):
     def execute(self, context):
         try:
             takes.restore_my_animation(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, "Only your own animation plays now; select a take to play it again")
@@ -487,7 +487,7 @@ class OSMNET_OT_reroll_accept(bpy.types.Operator):
     def execute(self, context):
         try:
             name = takes.accept_reroll(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Accepted the re-roll into {name}")
@@ -515,7 +515,7 @@ the take is muted afterwards so it does not play twice"""
         tol = self.tolerance if self.tolerance >= 0 else _settings(context).bake_tolerance
         try:
             report = takes.bake_active(context, tol)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, report.summary())
@@ -573,7 +573,7 @@ range (or at the current frame) is subtracted from then on"""
     def execute(self, context):
         try:
             n = takes.capture_neutral(context, self.channel, self.clear)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"{'Cleared' if self.clear else 'Captured'} the neutral of {n} channels")
@@ -590,7 +590,7 @@ class OSMNET_OT_mapping_save(bpy.types.Operator):
     def execute(self, context):
         try:
             path = takes.save_mapping(context, self.filepath)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Wrote {path}")
@@ -608,7 +608,7 @@ class OSMNET_OT_mapping_load(bpy.types.Operator):
     def execute(self, context):
         try:
             path = takes.load_mapping(context, self.filepath)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Loaded {path}")
@@ -631,7 +631,7 @@ class OSMNET_OT_takes_rekey(bpy.types.Operator):
     def execute(self, context):
         try:
             n = takes.rekey_all(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Re-keyed {n} takes")

@@ -147,7 +147,7 @@ def start_reroll(context) -> str:
     diversity and what (head, face or both); the result is a new take to compare or accept."""
     problem = takes.reroll_problem(context)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     s, scene = context.scene.osmnet, context.scene
     base = s.active()
     first, end = takes.reroll_range(context, base)
