@@ -34,7 +34,7 @@ class SteppedGenerator:
         self.blocks_made = 0
 
     def stream(self, audio, *, takes=1, seed=0, diversity=1.0, intensity=1.0, fps=25.0, base=None, reroll=None,
-               should_stop=None):
+               what="both", should_stop=None):
         wave, sr = audio
         frames = int(np.ceil(len(wave) / sr * fps))
         for s in range(0, frames, self.block):
