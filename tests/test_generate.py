@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from osmnet.model import checkpoint
-from osmnet.audio import audio_features
+from osmnet.audio import audio_features, loudness
 from osmnet.cli import main
 from blender_addon.core.errors import UserInputError
 from osmnet.generate import FeatureArray, GenerateError, Generator
@@ -89,13 +89,15 @@ def test_block_features_match_whole_file_features(gen, speech):
     """Streaming computes features per block from the wave around it: same result as all at once."""
     wave, _ = speech
     from_wave = gen.generate(speech, takes=2, seed=5)
-    from_feats = gen.generate(FeatureArray(audio_features(wave, SR, 25.0)), takes=2, seed=5)
+    from_feats = gen.generate(FeatureArray(audio_features(wave, SR, 25.0), loudness(wave, SR, 25.0)), takes=2, seed=5)
     ctx = gen.cfg.audio.context + 1  # at the file ends the wave version also hears the first/last 40 ms
     last_clip = (from_wave[0].frames - 1) // gen.cfg.motion.clip_frames * gen.cfg.motion.clip_frames
     for a, b in zip(from_wave, from_feats):
         np.testing.assert_allclose(a.array()[ctx:-ctx, 6:], b.array()[ctx:-ctx, 6:], atol=1e-4)
-        # head motion: each clip hears its whole span, so only the last clip may hear the file end
-        np.testing.assert_allclose(a.array()[ctx:last_clip - ctx, :6], b.array()[ctx:last_clip - ctx, :6], atol=1e-4)
+        # head motion: each clip hears its whole span, so only the last clip may hear the file end;
+        # the energy-following re-integration carries the start's difference for ~3 / leak frames
+        h0 = ctx + int(3 / gen.cfg.motion.energy_leak)
+        np.testing.assert_allclose(a.array()[h0:last_clip - ctx, :6], b.array()[h0:last_clip - ctx, :6], atol=1e-4)
 
 
 def test_blocks_leave_no_seam_in_the_expression(gen):
@@ -104,7 +106,12 @@ def test_blocks_leave_no_seam_in_the_expression(gen):
 
     wave = speech_like(12.0, np.random.default_rng(6))
     feats = FeatureArray(audio_features(wave, SR, 25.0))
-    take = gen.generate(feats, takes=1)[0].array()
+    e = gen.cfg.expression
+    e.rest_gate, e.variety = False, 0.0  # the network's own output: no pause gate, no per-take variety
+    try:
+        take = gen.generate(feats, takes=1)[0].array()
+    finally:
+        e.rest_gate, e.variety = True, 1.0
     ctx = gen.cfg.audio.context
     x = gen.sampler.features(feats, -ctx, feats.frames + ctx, gen.sampler.utterance_offset(feats))
     with torch.inference_mode():

@@ -30,7 +30,7 @@ EYE_INDEX = [ALL_CHANNELS.index(n) for n in EYE_CHANNELS]
 HALF = 4  # blink template covers -HALF .. +HALF+1 frames around the peak
 REFRACTORY_S = 0.3
 FALLBACK_RATE = 0.28  # blinks/s (about 17 per minute) when the data shows none
-MAX_RATE = 0.42  # blinks/s (25 per minute): short, lively clips overstate the resting rate
+MAX_RATE = 0.3  # blinks/s (18 per minute): short, lively clips overstate the resting rate
 BLINK_PEAK, BLINK_SPREAD = 0.95, 0.05  # peak of a sampled blink (rig space: 1 = lids closed)
 FACE = ("browInnerUp", "browDownLeft", "browDownRight", "browOuterUpLeft", "browOuterUpRight",
         "eyeSquintLeft", "eyeSquintRight", "mouthSmileLeft", "mouthSmileRight", "eyeWideLeft", "eyeWideRight")
