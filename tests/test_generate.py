@@ -271,3 +271,93 @@ def test_utterance_offset_from_spread_pieces_matches_the_whole_file(tiny_checkpo
     assert np.median(np.abs(est - exact) / (spread + 1e-6)) < 0.25
     silent = g.sampler.utterance_offset(np.zeros(5 * SR, np.float32))  # silence keeps the typical offset
     np.testing.assert_allclose(silent, ck.norms["offset_default"])
+
+
+REST = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "eyeSquintLeft", "eyeSquintRight", "mouthSmileLeft",
+        "mouthSmileRight", "mouthPressLeft", "mouthPressRight", "mouthClose")
+SPEECH_WAV = "talking/styletalk_reagan_clip1.wav"
+RADIO_WAV = "audio/sadtalker_RD_Radio36_000.wav"
+
+
+def _shared(path):
+    from conftest import DATA
+
+    p = DATA / path
+    if not p.is_file():
+        pytest.skip(f"{p} is not here (the shared real data sits beside the repository; or set OSMNET_SHARED)")
+    return p
+
+
+def test_a_silent_gap_in_real_speech_rests_every_rest_channel(default_gen):
+    """Rig space + the speech-activity gate: in 2 s of digital silence between sentences the mouth
+    is closed and relaxed and the eyes are open (median over the gap; a blink may pass through)."""
+    from osmnet.audio import load_audio
+
+    wave = load_audio(_shared(SPEECH_WAV))[: 12 * SR]
+    gap = np.zeros(2 * SR, np.float32)
+    takes = default_gen.generate((np.concatenate([wave[: 6 * SR], gap, wave[6 * SR:]]), SR), takes=3, seed=0)
+    for t in takes:
+        x = t.array()[150 + 5:200 - 5]  # frames 150..200 are the gap at 25 fps
+        for name in REST:
+            assert np.median(x[:, ALL_CHANNELS.index(name)]) < 0.10, name
+        assert t.channels["jawOpen"][:150].max() > 0.25  # while speaking the jaw does open
+
+
+def test_the_mouth_rests_in_the_noisy_natural_pauses_of_a_radio_recording(default_gen):
+    from osmnet.audio import load_audio
+    from osmnet.model.evaluate import natural_pauses
+
+    wave = load_audio(_shared(RADIO_WAV))
+    loud = loudness(wave, SR, 25.0)
+    assert loud.min() > -80  # room noise, not digital silence, in its pauses
+    x = default_gen.generate((wave, SR), takes=2, seed=0)[0].array()
+    pause = natural_pauses(loud[: len(x)])
+    assert pause.sum() >= 10
+    jaw = x[: len(pause), ALL_CHANNELS.index("jawOpen")]
+    assert np.median(jaw[pause]) < 0.10 < jaw[~pause].mean()
+
+
+@pytest.mark.parametrize("what", ["head", "face", "both"])
+def test_reroll_what_regenerates_only_what_was_asked(gen, speech, what):
+    base = gen.generate(speech, takes=1, seed=11)[0]
+    s, e = 40, 120
+    new = gen.generate(speech, takes=1, seed=12, base=base, reroll=(s, e), what=what)[0]
+    b, x = base.array(), new.array()
+    assert new.meta["reroll_what"] == what
+    np.testing.assert_array_equal(x[:s], b[:s])
+    np.testing.assert_array_equal(x[e:], b[e:])
+    head_changed = np.abs(x[s:e, :6] - b[s:e, :6]).max() > 1e-4
+    brows = [ALL_CHANNELS.index(n) for n in ALL_CHANNELS if n.startswith(("brow", "eyeLook"))]
+    face_changed = np.abs(x[s:e, brows] - b[s:e, brows]).max() > 1e-4
+    assert head_changed == (what in ("head", "both"))
+    assert face_changed == (what in ("face", "both"))
+
+
+def test_reroll_what_must_be_head_face_or_both(gen, speech):
+    base = gen.generate(speech, takes=1, seed=11)[0]
+    with pytest.raises(GenerateError, match="head, face, both"):
+        gen.generate(speech, takes=1, base=base, reroll=(0, 50), what="eyes")
+
+
+def test_cli_reroll_what_face_keeps_the_base_head(tiny_checkpoint, tmp_path, speech):
+    wav = tmp_path / "s.wav"
+    sf.write(wav, speech[0], SR)
+    assert main(["generate", str(wav), "--checkpoint", str(tiny_checkpoint), "--takes", "1", "--out",
+                 str(tmp_path / "a")]) == 0
+    base = tmp_path / "a" / "take_00.json"
+    assert main(["generate", str(wav), "--checkpoint", str(tiny_checkpoint), "--takes", "1", "--seed", "3",
+                 "--base", str(base), "--reroll", "10:90", "--what", "face", "--out", str(tmp_path / "b")]) == 0
+    a, b = Take.load(base).array(), Take.load(tmp_path / "b" / "take_00.json").array()
+    np.testing.assert_array_equal(a[:, :6], b[:, :6])
+    assert np.abs(a[10:90, 6:] - b[10:90, 6:]).max() > 1e-4
+
+
+def test_takes_differ_in_brows_and_blinks_but_not_in_the_lips(default_gen):
+    from osmnet.audio import load_audio
+
+    wave = load_audio(_shared(SPEECH_WAV))[: 10 * SR]
+    a, b = (t.array() for t in default_gen.generate((wave, SR), takes=2, seed=0))
+    brows = [ALL_CHANNELS.index(n) for n in ALL_CHANNELS if n.startswith("brow")]
+    assert np.sqrt(np.mean((a[:, brows] - b[:, brows]) ** 2)) > 0.01
+    lips = [ALL_CHANNELS.index(n) for n in ("jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")]
+    np.testing.assert_allclose(a[:, lips], b[:, lips], atol=1e-6)
