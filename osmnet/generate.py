@@ -102,7 +102,7 @@ class Generator:
         fps = float(kw.get("fps", 25.0))
         for ch in self.stream(audio, **kw):
             parts.setdefault(ch.take, []).append(ch.values)
-        meta = {"generator": self.name, "seed": kw.get("seed", 0), "diversity": kw.get("diversity", 1.0),
+        meta = {"generator": self.name, "curves": "rig", "seed": kw.get("seed", 0), "diversity": kw.get("diversity", 1.0),
                 "intensity": kw.get("intensity", 1.0)}
         if kw.get("reroll") is not None:
             meta["reroll"] = list(kw["reroll"])

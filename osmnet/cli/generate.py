@@ -54,7 +54,7 @@ def run(a):
             bar.update(1)
     import numpy as np
 
-    meta = {"generator": gen.name, "audio": Path(a.audio).name, "seed": a.seed, "diversity": a.diversity,
+    meta = {"generator": gen.name, "curves": "rig", "audio": Path(a.audio).name, "seed": a.seed, "diversity": a.diversity,
             "intensity": a.intensity, **({"reroll": list(a.reroll), "reroll_what": a.what} if a.reroll else {})}
     out = Path(a.out)
     for k in sorted(parts):
