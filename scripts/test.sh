@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything and run the whole test suite:
 #   1. the model library, backend and renderer tests in .venv (Python 3.11, CPU torch);
-#   2. the Blender add-on tests under bpy 4.5 (Python 3.11) and bpy 5.2 (Python 3.13).
+#   2. the Blender add-on tests and its no-bpy core (tests/core) under bpy 4.5 (Python 3.11) and
+#      bpy 5.2 (Python 3.13): the core is the code Blender's own Python runs.
 # Extra arguments go to every pytest run (e.g. -x, -k name). Exit code: 0 only if all runs pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,8 @@ run() {  # name python pytest-args...
   [ $rc -eq 0 ] || status=1
 }
 run main .venv/bin/python tests "$@"
-run bpy45 .venv-bpy45/bin/python tests/addon "$@"
-run bpy52 .venv-bpy52/bin/python tests/addon "$@"
+run bpy45 .venv-bpy45/bin/python tests/core tests/addon "$@"
+run bpy52 .venv-bpy52/bin/python tests/core tests/addon "$@"
 .venv/bin/python - "$reports" <<'PY'
 import sys, glob, xml.etree.ElementTree as ET
 tot = dict(tests=0, failures=0, errors=0, skipped=0)
