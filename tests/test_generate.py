@@ -279,21 +279,19 @@ SPEECH_WAV = "talking/styletalk_reagan_clip1.wav"
 RADIO_WAV = "audio/sadtalker_RD_Radio36_000.wav"
 
 
-def _shared(path):
-    from conftest import DATA
-
-    p = DATA / path
+def _shared(shared_data, path):
+    p = shared_data / path
     if not p.is_file():
         pytest.skip(f"{p} is not here (the shared real data sits beside the repository; or set OSMNET_SHARED)")
     return p
 
 
-def test_a_silent_gap_in_real_speech_rests_every_rest_channel(default_gen):
+def test_a_silent_gap_in_real_speech_rests_every_rest_channel(default_gen, shared_data):
     """Rig space + the speech-activity gate: in 2 s of digital silence between sentences the mouth
     is closed and relaxed and the eyes are open (median over the gap; a blink may pass through)."""
     from osmnet.audio import load_audio
 
-    wave = load_audio(_shared(SPEECH_WAV))[: 12 * SR]
+    wave = load_audio(_shared(shared_data, SPEECH_WAV))[: 12 * SR]
     gap = np.zeros(2 * SR, np.float32)
     takes = default_gen.generate((np.concatenate([wave[: 6 * SR], gap, wave[6 * SR:]]), SR), takes=3, seed=0)
     for t in takes:
@@ -303,11 +301,11 @@ def test_a_silent_gap_in_real_speech_rests_every_rest_channel(default_gen):
         assert t.channels["jawOpen"][:150].max() > 0.25  # while speaking the jaw does open
 
 
-def test_the_mouth_rests_in_the_noisy_natural_pauses_of_a_radio_recording(default_gen):
+def test_the_mouth_rests_in_the_noisy_natural_pauses_of_a_radio_recording(default_gen, shared_data):
     from osmnet.audio import load_audio
     from osmnet.model.evaluate import natural_pauses
 
-    wave = load_audio(_shared(RADIO_WAV))
+    wave = load_audio(_shared(shared_data, RADIO_WAV))
     loud = loudness(wave, SR, 25.0)
     assert loud.min() > -80  # room noise, not digital silence, in its pauses
     x = default_gen.generate((wave, SR), takes=2, seed=0)[0].array()
@@ -352,10 +350,10 @@ def test_cli_reroll_what_face_keeps_the_base_head(tiny_checkpoint, tmp_path, spe
     assert np.abs(a[10:90, 6:] - b[10:90, 6:]).max() > 1e-4
 
 
-def test_takes_differ_in_brows_and_blinks_but_not_in_the_lips(default_gen):
+def test_takes_differ_in_brows_and_blinks_but_not_in_the_lips(default_gen, shared_data):
     from osmnet.audio import load_audio
 
-    wave = load_audio(_shared(SPEECH_WAV))[: 10 * SR]
+    wave = load_audio(_shared(shared_data, SPEECH_WAV))[: 10 * SR]
     a, b = (t.array() for t in default_gen.generate((wave, SR), takes=2, seed=0))
     brows = [ALL_CHANNELS.index(n) for n in ALL_CHANNELS if n.startswith("brow")]
     assert np.sqrt(np.mean((a[:, brows] - b[:, brows]) ** 2)) > 0.01
