@@ -1,5 +1,13 @@
-import sys, numpy as np
+"""Mouth stills of a generated take: the widest-open, most rounded (oo) and most closed (m/b/p)
+moments while speaking, and a pause, rendered on a photo and cropped to the mouth (docs/model.md).
+
+Usage: python scripts/mouth_stills.py SPEECH PHOTO OUT.png   (prints each frame's mouth weights)
+"""
+import sys
+
+import numpy as np
 from PIL import Image, ImageDraw
+
 from osmnet.generate import Generator
 from osmnet.audio import load_audio, loudness, voice_activity
 from osmnet.render.portrait import Portrait, render_frames, load_image
