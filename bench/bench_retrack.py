@@ -1,6 +1,7 @@
 """Renderer truth: real takes rendered on portraits and tracked again (the cycle check).
 
-Each clip of ../shared/data/talking is tracked into a take (osmnet track), the take is rendered
+Each clip of ../shared/data/talking is tracked into a take (osmnet track, in rig space as the
+model makes takes), the take is rendered
 on each portrait at each size, the mp4 is tracked again and every channel is compared with the
 take (Pearson r). Prints one JSON line per (clip, portrait, size) and a last line with the
 worst r of each promised channel (target: >= 0.85 for yaw, pitch, roll and jawOpen).
@@ -35,7 +36,7 @@ def main():
 
     import torch
 
-    from osmnet.data.track import FaceTracker
+    from osmnet.data.track import FaceTracker, to_rig_space
     from osmnet.render.portrait import Portrait
     from osmnet.render.retrack import CHANNELS, retrack
 
@@ -44,7 +45,7 @@ def main():
     with FaceTracker() as tracker, tempfile.TemporaryDirectory() as tmp:
         portraits = {f: Portrait.from_image(_load(SHARED / "faces" / f), tracker=tracker) for f in a.faces}
         for clip in a.clips:
-            take = tracker.track_video(SHARED / "talking" / clip).take
+            take = to_rig_space(tracker.track_video(SHARED / "talking" / clip).take)  # as the model makes takes
             for face, portrait in portraits.items():
                 for size in a.sizes:
                     t0 = time.perf_counter()

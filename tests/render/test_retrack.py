@@ -19,7 +19,9 @@ def tracker(face_model):
 
 @pytest.fixture(scope="module")
 def take(shared_data, tracker):
-    return tracker.track_video(shared_data / "talking" / CLIP).take
+    from osmnet.data.track import to_rig_space
+
+    return to_rig_space(tracker.track_video(shared_data / "talking" / CLIP).take)  # as the model makes them
 
 
 @pytest.mark.slow
