@@ -18,7 +18,7 @@ from blender_addon.core.errors import OsmnetError
 from osmnet.cli.errors import CommandError  # noqa: F401  (backend.cli raises it too)
 
 # Command modules in the order `osmnet --help` lists them.
-COMMANDS = ("track", "prepare", "head", "train", "generate", "evaluate", "plot", "render")
+COMMANDS = ("track", "prepare", "head", "train", "generate", "batch", "evaluate", "plot", "render")
 
 # Other packages add commands through this entry-point group (the backend adds serve, worker and
 # keys), so the model library never imports them.
