@@ -69,8 +69,9 @@ class BatchFolder:
             return "new", None
         try:
             rec = json.loads((d / LINE_FILE).read_text())
-            assert isinstance(rec, dict) and rec.get("format") == FORMAT + "-line"
-        except (OSError, ValueError, AssertionError):
+        except (OSError, ValueError):
+            rec = None
+        if not (isinstance(rec, dict) and rec.get("format") == FORMAT + "-line"):
             ours = all(p.name == LINE_FILE or (p.name.startswith("take_") and p.suffix == ".json")
                        for p in d.iterdir()) if d.is_dir() else False
             return ("redo", None) if ours else ("other", None)
@@ -100,17 +101,19 @@ class BatchFolder:
         shutil.rmtree(old, ignore_errors=True)
         return rec
 
-    def write_report(self, report: dict):
-        atomic_write(self.out / REPORT, json.dumps(report, indent=1))
+    def write_report(self, data: dict):
+        atomic_write(self.out / REPORT, json.dumps(data, indent=1))
 
 
 def entry(line: Line, settings: Settings) -> dict:
+    """A line's row in batch.json before it is made (docs/batch.md lists the fields)."""
     return {"name": line.name, "audio": line.audio, "status": "pending", "reason": None, "seed": line.seed,
             "takes": line.takes, "diversity": line.diversity, "fps": settings.fps, "duration_s": None,
             "frames": None, "files": [], "seconds": None, "attempts": None}
 
 
 def report(entries: dict, settings: Settings, engine, t0: float) -> dict:
+    """batch.json: the settings, the totals and every line's row, in source order."""
     lines = list(entries.values())
     count = {s: sum(e["status"] == s for e in lines) for s in ("done", "skipped", "failed", "pending")}
     wall = time.perf_counter() - t0

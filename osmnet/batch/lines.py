@@ -24,8 +24,6 @@ class BatchError(UserInputError):
     """A bad source, manifest row, name or output folder; the message says what to fix."""
 
 
-# ---- lines --------------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Line:
     name: str  # folder name under DIR; manifest name or file stem
@@ -48,9 +46,11 @@ class Settings:
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 1 <= self.fps <= 240):
             raise BatchError(f"--fps must be between 1 and 240, got {self.fps!r}")
         _number(self.intensity, float, "--intensity", "intensity", 0)
-        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
-            raise BatchError(f"checkpoint {self.checkpoint} does not exist; give a .pt made by `osmnet train` "
-                             "or leave --checkpoint out for the shipped model")
+        if self.checkpoint is not None:
+            if not Path(self.checkpoint).is_file():
+                raise BatchError(f"checkpoint {self.checkpoint} does not exist; give a .pt made by `osmnet train` "
+                                 "or leave --checkpoint out for the shipped model")
+            object.__setattr__(self, "checkpoint", str(Path(self.checkpoint).resolve()))  # same from any folder
 
 
 def line_seed(seed: int, name: str) -> int:

@@ -2,18 +2,21 @@
 
 Each worker has its own pipe and is sent at most QUEUE lines ahead, so this process always knows
 which line a worker is making: when a worker dies (killed, out of memory) it is replaced and only
-its lines are retried, and no finished line is lost because only this process writes lines. Workers ignore Ctrl+C; this process stops
-them, so an interrupted run ends without a half-written line.
+its lines are retried, and no finished line is lost because only this process writes lines.
+Workers ignore Ctrl+C; this process stops them, so an interrupted run leaves no half line.
 """
 from __future__ import annotations
 
 import os
 from collections import Counter, deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from blender_addon.core.errors import EnvironmentProblem
 from osmnet.batch.lines import MAX_ATTEMPTS, Line, Settings
 from osmnet.batch.work import load_generator, safe_make_line
+
+QUEUE = 2  # lines sent ahead to each worker, so it never waits for the driver between lines
 
 
 def default_workers() -> int:
@@ -24,17 +27,39 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _gpus() -> int:
+    import torch  # only for --device cuda: the driver otherwise never loads torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise EnvironmentProblem("--device cuda: torch sees no GPU here; use --device cpu or install a CUDA torch")
+    return count
+
+
 def _devices(device: str | None, n: int) -> list[str]:
+    """The device of each of `n` workers: cuda spreads them over the visible GPUs in turn."""
     if device in (None, "cpu"):
         return ["cpu"] * n
-    if device == "cuda":  # one worker per visible GPU, round robin
-        import torch
-
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise EnvironmentProblem("--device cuda: torch sees no GPU here; use --device cpu or install a CUDA torch")
+    if device == "cuda":
+        count = _gpus()
         return [f"cuda:{i % count}" for i in range(n)]
     return [device] * n
+
+
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while starting a worker (only the main thread may change signal handlers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _worker(conn, settings: Settings, device: str):
@@ -56,9 +81,6 @@ def _worker(conn, settings: Settings, device: str):
         if line is None:
             return
         conn.send(("result", safe_make_line(gen, line, settings)))
-
-
-QUEUE = 2  # lines sent ahead to each worker, so it never waits for the driver between lines
 
 
 def lost(line: Line, attempts: Counter, what: str):
@@ -96,7 +118,7 @@ class LocalEngine:
         if not lines:
             return
         if self.workers is None:
-            self.workers = default_workers() if settings.device in (None, "cpu") else len(_devices(settings.device, 1))
+            self.workers = _gpus() if settings.device == "cuda" else default_workers()
         ctx = mp.get_context("spawn")  # fork would copy the driver's threads and torch state
         n = min(self.workers, len(lines))
         devices = _devices(settings.device, n)
@@ -108,7 +130,8 @@ class LocalEngine:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(child, settings, devices[i]), daemon=True,
                                name=f"osmnet-batch-{i}")
-            proc.start()
+            with _sigint_ignored():  # inherited through exec: a worker ignores Ctrl+C from its first line
+                proc.start()
             child.close()
             slots[parent] = {"proc": proc, "lines": deque(), "ready": False, "index": i}
 

@@ -51,16 +51,18 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None):
+        self.ray = _import_ray()  # here, so a missing extra is reported before any folder is made
         self.address, self.workers = address, workers
         self.actors, self.gpus = 0, 0
         self._busy: dict = {}  # slot -> process id of its actor, while it holds lines
+        self._pids: dict = {}  # slot -> process id of its actor (None for a replacement: not waited for)
 
     def describe(self) -> dict:
         return {"name": self.name, "address": self.address, "actors": self.actors, "gpus": self.gpus}
 
     def busy_pids(self) -> list[int]:
         """Process ids of the actors making lines right now (on this machine's runtime)."""
-        return list(self._busy.values())
+        return [p for p in list(self._busy.values()) if p is not None]
 
     def _start(self, ray):
         kw = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": False}
@@ -78,47 +80,31 @@ class RayEngine:
         """Yield (line, result) as lines finish, in no particular order."""
         if not lines:
             return
-        ray = _import_ray()
-        from ray.exceptions import GetTimeoutError, RayActorError
+        ray = self.ray
+        from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
         own = not ray.is_initialized()
         if own:
             self._start(ray)
         actors: dict[int, object] = {}
         try:
-            res = ray.cluster_resources()
-            self.gpus = int(res.get("GPU", 0)) if settings.device != "cpu" else 0
-            if settings.device == "cuda" and not self.gpus:
-                raise EnvironmentProblem("--device cuda: the Ray cluster has no GPUs; leave --device out "
-                                         "for CPU actors")
-            if self.gpus:  # one actor per GPU
-                n, opts, device = self.gpus, {"num_gpus": 1, "num_cpus": 1}, "cuda"
-            else:  # one actor per CPU slot
-                n, opts, device = int(res.get("CPU", 1)), {"num_cpus": 1}, "cpu"
-                if self.workers and self.address:
-                    n = min(n, self.workers)
-            n = self.actors = max(1, min(n, len(lines)))
+            n, opts, device = self._plan(ray, settings, len(lines))
             Actor = ray.remote(max_restarts=0, **opts)(_LineActor)  # a lost actor is replaced below
             ckpt = ray.put(Path(settings.checkpoint).read_bytes()) if settings.checkpoint else None
-            pids: dict[int, int] = {}
-            generation = Counter()  # slot -> how many times its actor was replaced
-
-            def new_actor(i):
+            for i in range(n):
                 actors[i] = Actor.remote(settings, device, ckpt)
-                pids[i] = ray.get(actors[i].pid.remote(), timeout=600)
-
-            try:
-                for i in range(n):
-                    actors[i] = Actor.remote(settings, device, ckpt)
-                pids.update(zip(range(n), ray.get([actors[i].pid.remote() for i in range(n)], timeout=600)))
+            try:  # every actor has loaded the model (or the batch cannot run at all)
+                self._pids = dict(enumerate(ray.get([actors[i].pid.remote() for i in range(n)], timeout=900)))
             except (RayActorError, GetTimeoutError) as e:
                 raise EnvironmentProblem(f"Ray actors could not load the model: {e}") from None
-            todo, attempts = deque(lines), Counter()
-            pending: dict = {}  # ObjectRef -> (slot, actor generation, line)
+            todo, attempts, generation = deque(lines), Counter(), Counter()  # generation: replacements per slot
+            pending: dict = {}  # ObjectRef -> (slot, its actor's generation, submission number, line)
+            submitted, losses = 0, 0  # losses: actors lost since the last finished line
 
             def fill(i):
                 """Queue lines on slot i up to IN_FLIGHT; yields lines whose audio cannot be read."""
-                while todo and sum(1 for s, _, _ in pending.values() if s == i) < IN_FLIGHT:
+                nonlocal submitted
+                while todo and sum(1 for v in pending.values() if v[0] == i) < IN_FLIGHT:
                     line = todo.popleft()
                     try:
                         data = Path(line.audio).read_bytes()
@@ -126,33 +112,43 @@ class RayEngine:
                         yield line, {"status": "failed", "reason": f"cannot read {line.audio} ({e})",
                                      "seconds": 0.0, "attempts": 1}
                         continue
-                    pending[actors[i].make.remote(line, data)] = (i, generation[i], line)
-                    self._busy[i] = pids[i]
+                    submitted += 1
+                    pending[actors[i].make.remote(line, data)] = (i, generation[i], submitted, line)
+                    self._busy[i] = self._pids.get(i)
 
             for i in range(n):
                 yield from fill(i)
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                i, gen, line = pending.pop(ref)
-                if not any(s == i for s, _, _ in pending.values()):
-                    self._busy.pop(i, None)
+                i, gen, seq, line = pending.pop(ref)
                 try:
                     result = ray.get(ref)
-                except RayActorError:  # the actor is lost: replace it (once per loss), retry the line
-                    if gen == generation[i]:
-                        generation[i] += 1
-                        try:
-                            new_actor(i)
-                        except (RayActorError, GetTimeoutError) as e:
-                            raise EnvironmentProblem(f"a Ray actor was lost and its replacement could not "
-                                                     f"load the model: {e}") from None
-                    failed = lost(line, attempts, "the Ray actor was lost")
+                except (RayActorError, WorkerCrashedError, ObjectLostError):
+                    # the actor is lost: replace it and take back every line queued on it
+                    losses += 1
+                    if losses > 2 * n:
+                        raise EnvironmentProblem(f"Ray actors keep getting lost ({losses} in a row, none "
+                                                 "finished a line); see `ray status` and the Ray logs") from None
+                    generation[i] += 1
+                    actors[i] = Actor.remote(settings, device, ckpt)
+                    self._pids[i] = None
+                    same = [r for r, v in pending.items() if v[0] == i and v[1] == gen]
+                    mine = sorted([(seq, line)] + [pending.pop(r)[2:] for r in same])
+                    (_, first), queued = mine[0], [ln for _, ln in mine[1:]]
+                    todo.extendleft(reversed(queued))  # only queued there: no attempt is counted
+                    failed = lost(first, attempts, "the Ray actor was lost")  # the line it was making
                     if failed is None:
-                        todo.appendleft(line)
+                        todo.appendleft(first)
                     else:
-                        yield line, failed
+                        yield first, failed
+                except RayTaskError as e:  # make() never raises for a bad line; this is Ray's own failure
+                    yield line, {"status": "failed", "reason": f"Ray could not run the line: {e}", "seconds": 0.0,
+                                 "attempts": attempts[line] + 1}
                 else:
+                    losses = 0
                     yield line, {**result, "attempts": attempts[line] + 1}
+                if not any(v[0] == i for v in pending.values()):
+                    self._busy.pop(i, None)
                 yield from fill(i)
         finally:
             self._busy.clear()
@@ -160,3 +156,18 @@ class RayEngine:
                 ray.kill(a)
             if own:
                 ray.shutdown()
+
+    def _plan(self, ray, settings: Settings, lines: int) -> tuple[int, dict, str]:
+        """(actors, their resources, device): one per GPU in the cluster, else one per CPU slot."""
+        res = ray.cluster_resources()
+        self.gpus = int(res.get("GPU", 0)) if settings.device != "cpu" else 0
+        if settings.device == "cuda" and not self.gpus:
+            raise EnvironmentProblem("--device cuda: the Ray cluster has no GPUs; leave --device out for CPU actors")
+        if self.gpus:
+            n, opts, device = self.gpus, {"num_gpus": 1, "num_cpus": 1}, "cuda"
+        else:
+            n, opts, device = int(res.get("CPU", 1)), {"num_cpus": 1}, "cpu"
+            if self.workers and self.address:
+                n = min(n, self.workers)
+        self.actors = max(1, min(n, lines))
+        return self.actors, opts, device
