@@ -57,7 +57,8 @@ def run_batch(lines: list[Line], out, settings: Settings = Settings(), engine=No
             with closing(engine.map(todo, settings)) as results:
                 for line, result in results:
                     e = entries[line.name]
-                    e.update(seconds=round(result["seconds"], 3), attempts=result.get("attempts"))
+                    e.update(seconds=round(result["seconds"], 3), cpu_s=round(result.get("cpu_s", 0.0), 3),
+                             attempts=result.get("attempts"))
                     if result["status"] == "done":
                         rec = folder.write(line, settings, result)
                         e.update(status="done", duration_s=rec["duration_s"], frames=rec["frames"],

@@ -109,16 +109,17 @@ def entry(line: Line, settings: Settings) -> dict:
     """A line's row in batch.json before it is made (docs/batch.md lists the fields)."""
     return {"name": line.name, "audio": line.audio, "status": "pending", "reason": None, "seed": line.seed,
             "takes": line.takes, "diversity": line.diversity, "fps": settings.fps, "duration_s": None,
-            "frames": None, "files": [], "seconds": None, "attempts": None}
+            "frames": None, "files": [], "seconds": None, "cpu_s": None, "attempts": None}
 
 
 def report(entries: dict, settings: Settings, engine, t0: float) -> dict:
     """batch.json: the settings, the totals and every line's row, in source order."""
     lines = list(entries.values())
     count = {s: sum(e["status"] == s for e in lines) for s in ("done", "skipped", "failed", "pending")}
+    speech = sum(e["duration_s"] or 0 for e in lines if e["status"] in ("done", "skipped"))
     wall = time.perf_counter() - t0
     return {"format": FORMAT, "version": VERSION, "settings": {**asdict(settings), "engine": engine.describe()},
             "totals": {"lines": len(lines), **count,
-                       "audio_s": round(sum(e["duration_s"] or 0 for e in lines if e["status"] in ("done", "skipped")), 3),
+                       "audio_s": round(speech, 3),
                        "wall_s": round(wall, 3), "lines_per_s": round(count["done"] / wall, 3) if wall > 0 else None},
             "lines": lines}

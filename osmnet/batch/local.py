@@ -123,7 +123,8 @@ class LocalEngine:
         n = min(self.workers, len(lines))
         devices = _devices(settings.device, n)
         todo, attempts = deque(lines), Counter()
-        slots = self._slots = {}  # conn -> {"proc", "lines" (sent, in order; the first is in the making), "ready", "index"}
+        # conn -> {"proc", "lines" (sent, in order; the first is in the making), "ready", "index"}
+        slots = self._slots = {}
         ever_ready, start_deaths = False, 0
 
         def start(i):

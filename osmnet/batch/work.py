@@ -22,7 +22,7 @@ def make_line(gen, line: Line, settings: Settings, audio_bytes: bytes | None = N
 
     speech_db = 10 * SPEECH_LOG_ENERGY / math.log(10)  # the front-end's "this frame has sound" level
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()  # wall, and CPU of the whole worker (both threads)
     tmp = None
     try:
         if audio_bytes is None:
@@ -41,13 +41,15 @@ def make_line(gen, line: Line, settings: Settings, audio_bytes: bytes | None = N
                              intensity=settings.intensity, fps=settings.fps)
     except (UserInputError, OSError) as e:  # the file's fault (unreadable, corrupt, empty, silent)
         reason = str(e).replace(tmp, line.audio) if tmp else str(e)  # name the user's file, not our copy
-        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - t0}
+        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0}
     files = {}
     for k, take in enumerate(takes):
         take.meta.update(line=line.name, audio=Path(line.audio).name)
         files[f"take_{k:02d}.json"] = json.dumps(take.to_dict(), separators=(",", ":")).encode()
-    return {"status": "done", "files": files, "frames": takes[0].frames, "duration_s": round(len(wave) / SAMPLE_RATE, 3),
-            "generator": gen.name, "seconds": time.perf_counter() - t0}
+    return {"status": "done", "files": files, "frames": takes[0].frames, "generator": gen.name,
+            "duration_s": round(len(wave) / SAMPLE_RATE, 3), "seconds": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0}
 
 
 def _temp_file(data: bytes, suffix: str) -> str:
