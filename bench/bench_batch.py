@@ -83,6 +83,28 @@ def driver_write_ms(src: Path, lines, tmp: Path) -> float:
     return 1000 * (time.perf_counter() - t0) / len(lines)
 
 
+def phases(lines) -> dict:
+    """CPU seconds per line of each step a worker takes: read the audio, generate, write JSON."""
+    import json as js
+
+    from osmnet.audio import SAMPLE_RATE, read_speech
+    from osmnet.batch import Settings
+    from osmnet.batch.work import load_generator
+
+    gen, cpu = load_generator(Settings(), "cpu"), {"read": 0.0, "generate": 0.0, "serialise": 0.0}
+    for line in lines:
+        c0 = time.process_time()
+        wave = read_speech(line.audio)
+        c1 = time.process_time()
+        takes = gen.generate((wave, SAMPLE_RATE), takes=line.takes, seed=line.seed)
+        c2 = time.process_time()
+        [js.dumps(t.to_dict(), separators=(",", ":")) for t in takes]
+        c3 = time.process_time()
+        for k, v in zip(cpu, (c1 - c0, c2 - c1, c3 - c2)):
+            cpu[k] += v / len(lines)
+    return {k: round(v, 4) for k, v in cpu.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=50)
@@ -125,11 +147,12 @@ def main() -> None:
                 if name not in runs or m["wall_s"] < runs[name]["wall_s"]:
                     runs[name] = m
         write_ms = driver_write_ms(tmp / "local_1_0", lines, tmp)
+        steps = phases(lines[:20])
     s1, s2 = runs["local_1"]["steady_lines_per_s"], runs["local_2"]["steady_lines_per_s"]
     out = {"bench": "batch", "lines": a.lines, "takes": a.takes, "repeat": a.repeat, "audio_s": round(audio_s, 1),
            "cores": os.cpu_count(),
            **runs, "scaling_local_2_vs_1": round(s2 / s1, 2) if s1 and s2 else None,
-           "worker_start_cpu_s": round(start_cpu, 2),
+           "worker_start_cpu_s": round(start_cpu, 2), "cpu_s_per_line_by_step": steps,
            "est_4000_lines_cpu_core_min": round(4000 * runs["local_1"]["cpu_s_per_line"] / 60, 1),
            "driver_write_ms_per_line": round(write_ms, 2),
            "driver_ceiling_lines_per_s": round(1000 / write_ms, 0),
