@@ -4,12 +4,15 @@ read the audio, refuse silence, generate the takes and serialise them to take-fi
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
 
 from osmnet.batch.lines import Line, Settings
+
+# A line whose loudest 40 ms frame is below this is silence, not quiet speech (the speech in
+# ../shared/data/audio peaks between -22 and -6 dBFS; digital zero reads -100): it fails instead.
+SILENT_DBFS = -60.0
 
 
 
@@ -18,9 +21,7 @@ def make_line(gen, line: Line, settings: Settings, audio_bytes: bytes | None = N
     only writes bytes). Never raises for a bad line: a corrupt, unreadable or silent file comes
     back as {"status": "failed", "reason": ...} and the batch goes on."""
     from blender_addon.core.errors import UserInputError
-    from osmnet.audio import SAMPLE_RATE, SPEECH_LOG_ENERGY, loudness, read_speech
-
-    speech_db = 10 * SPEECH_LOG_ENERGY / math.log(10)  # the front-end's "this frame has sound" level
+    from osmnet.audio import SAMPLE_RATE, loudness, read_speech
 
     t0, c0 = time.perf_counter(), time.process_time()  # wall, and CPU of the whole worker (both threads)
     tmp = None
@@ -34,9 +35,9 @@ def make_line(gen, line: Line, settings: Settings, audio_bytes: bytes | None = N
             finally:
                 os.unlink(tmp)
         loudest = float(loudness(wave).max())
-        if loudest < speech_db:
+        if loudest < SILENT_DBFS:
             raise UserInputError(f"no speech: the audio is silent (its loudest frame is {loudest:.0f} dBFS, "
-                                 f"below {speech_db:.0f}); check the file and its recording level")
+                                 f"below {SILENT_DBFS:.0f}); check the file and its recording level")
         takes = gen.generate((wave, SAMPLE_RATE), takes=line.takes, seed=line.seed, diversity=line.diversity,
                              intensity=settings.intensity, fps=settings.fps)
     except (UserInputError, OSError) as e:  # the file's fault (unreadable, corrupt, empty, silent)

@@ -38,8 +38,8 @@ def add(sub):
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="audio file, folder of audio files or CSV manifest")
     p.add_argument("--out", required=True, metavar="DIR", help="batch folder (<name>/take_NN.json and batch.json)")
     p.add_argument("--takes", type=int, default=4, metavar="N", help="takes per line (default 4)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="batch seed; each line's seed derives from it and the "
-                   "line's name (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="batch seed; each line's seed derives from it and the line's name (default 0)")
     p.add_argument("--fps", type=float, default=25.0, metavar="F", help="frame rate of the takes (default 25)")
     p.add_argument("--diversity", type=float, default=1.0, metavar="D",
                    help="0 = the one mapped motion, 1 = the learned range (default), >1 wider")
@@ -79,7 +79,7 @@ def run(a) -> int:
             failed.append(entry)
             bar.set_postfix_str(f"{len(failed)} failed", refresh=False)
 
-    with tqdm(desc="batch", unit="line", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+    with tqdm(desc="batch", unit="line", file=sys.stderr, leave=False, dynamic_ncols=True, delay=0.5) as bar:
         try:
             report = run_batch(lines, a.out, settings, engine, progress=bar, on_line=on_line)
         except KeyboardInterrupt:
