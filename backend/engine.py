@@ -10,6 +10,7 @@ import importlib.util
 import io
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from osmnet.audio import SAMPLE_RATE  # noqa: E402  (the one rate)
 class Engine:
     def __init__(self, generator, render_device: str | None = None):
         self.generator = generator
+        self._tracker = None  # one MediaPipe face graph for every render job (made once, early)
+        self._tracker_lock = threading.Lock()
         self.name = str(getattr(generator, "name", type(generator).__name__))
         self.device = str(getattr(generator, "device", "cpu"))
         self.render_device = render_device or self.device
@@ -41,6 +44,7 @@ class Engine:
             raise EnvironmentProblem(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
         engine = cls(Generator.load(checkpoint, device=device))
         engine.warm_up()
+        engine.preload_renderer()
         return engine
 
     def warm_up(self) -> None:
@@ -82,10 +86,32 @@ class Engine:
         with Image.open(path if data is None else io.BytesIO(data)) as img:
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
+    def preload_renderer(self) -> threading.Thread | None:
+        """Build the face graph in the background (MediaPipe takes seconds to start), so the first
+        render job does not wait for it and "ready" is not delayed by it."""
+        if "render" not in self.capabilities:
+            return None
+        t = threading.Thread(target=self._face_tracker, name="osmnet-preload-tracker", daemon=True)
+        t.start()
+        return t
+
+    def _face_tracker(self):
+        with self._tracker_lock:
+            if self._tracker is None:
+                from osmnet.data.track import FaceTracker
+
+                try:
+                    self._tracker = FaceTracker()
+                except Exception:  # no model file yet: the render job reports it when it runs
+                    return None
+            return self._tracker
+
     def portrait(self, rgb: np.ndarray, face_index=None):
         from osmnet.render.portrait import Portrait
 
-        return Portrait.from_image(rgb, face_index=face_index)
+        tracker = self._face_tracker()
+        with self._tracker_lock:  # a MediaPipe graph serves one image at a time
+            return Portrait.from_image(rgb, face_index=face_index, tracker=tracker)
 
     def render_frames(self, portrait, take, size: int):
         from osmnet.render.portrait import render_frames

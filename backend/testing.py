@@ -89,7 +89,7 @@ def speech(seconds: float, data_dir: Path | None = None) -> tuple[np.ndarray, in
     """Real speech from the shared data, looped to `seconds` (16 kHz mono float32)."""
     from osmnet.audio import SAMPLE_RATE, load_audio
 
-    data_dir = data_dir or ROOT.parent / "shared" / "data" / "audio"
+    data_dir = data_dir or Path(os.environ.get("OSMNET_SHARED", ROOT.parent / "shared")) / "data" / "audio"
     waves = [load_audio(p, sr=SAMPLE_RATE) for p in sorted(Path(data_dir).glob("*.wav"))[:6]]
     if not waves:
         raise FileNotFoundError(f"no speech .wav files in {data_dir}")
