@@ -69,7 +69,7 @@ def _check_name(name: str, where: str) -> str:
     return name
 
 
-def _number(text, kind, where, what, low):
+def _number(text, kind, where, what, low, high=None):
     try:
         v = kind(text)
         if kind is int and float(text) != v:
@@ -78,10 +78,12 @@ def _number(text, kind, where, what, low):
         raise BatchError(f"{where}: {what} must be a number, got {text!r}") from None
     if not (math.isfinite(v) and v >= low):
         raise BatchError(f"{where}: {what} must be >= {low}, got {text!r}")
+    if high is not None and v > high:
+        raise BatchError(f"{where}: {what} must be at most {high}, got {text!r}")
     return v
 
 
-def _manifest(path: Path, takes: int, seed: int, diversity: float) -> list[tuple[Line, str]]:
+def _manifest(path: Path, takes: int, seed: int, diversity: float, caps: dict) -> list[tuple[Line, str]]:
     """Rows `audio,name[,takes,seed,diversity]` (a header row naming these columns is optional);
     audio paths are relative to the manifest; an empty cell means the command's value, and a
     seed given here is used as it is."""
@@ -112,25 +114,30 @@ def _manifest(path: Path, takes: int, seed: int, diversity: float) -> list[tuple
         name = _check_name(cell.get("name", ""), where)
         lines.append((Line(
             name, str(audio),
-            _number(cell["takes"], int, where, "takes", 1) if cell.get("takes") else takes,
+            _number(cell["takes"], int, where, "takes", 1, caps["takes"]) if cell.get("takes") else takes,
             _number(cell["seed"], int, where, "seed", 0) if cell.get("seed") else line_seed(seed, name),
-            _number(cell["diversity"], float, where, "diversity", 0) if cell.get("diversity") else diversity), where))
+            _number(cell["diversity"], float, where, "diversity", 0, caps["diversity"]) if cell.get("diversity")
+            else diversity), where))
     return lines
 
 
-def collect_lines(sources: Iterable, *, takes: int = 4, seed: int = 0, diversity: float = 1.0) -> list[Line]:
+def collect_lines(sources: Iterable, *, takes: int = 4, seed: int = 0, diversity: float = 1.0,
+                  max_takes: int | None = None, max_diversity: float | None = None) -> list[Line]:
     """Audio files, folders of audio files (not recursive) and .csv manifests -> lines with
-    unique names, in the order given."""
-    _number(takes, int, "--takes", "takes", 1)
+    unique names, in the order given. `max_takes` / `max_diversity` cap every line, manifest rows
+    included (the command line passes its own bounds)."""
+    caps = {"takes": max_takes, "diversity": max_diversity}
+    _number(takes, int, "--takes", "takes", 1, max_takes)
     _number(seed, int, "--seed", "seed", 0)
-    _number(diversity, float, "--diversity", "diversity", 0)
+    _number(diversity, float, "--diversity", "diversity", 0, max_diversity)
+
     def from_file(f: Path):
         return Line(_check_name(f.stem, str(f)), str(f.resolve()), takes, line_seed(seed, f.stem), diversity), str(f)
 
     lines: list[tuple[Line, str]] = []  # (line, where it was named)
     for src in map(Path, sources):
         if src.suffix.lower() == ".csv" and src.is_file():
-            lines += _manifest(src, takes, seed, diversity)
+            lines += _manifest(src, takes, seed, diversity, caps)
         elif src.is_dir():
             files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".")
                            and p.suffix.lower() in AUDIO_SUFFIXES)

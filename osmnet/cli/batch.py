@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from osmnet.cli import checks as c
+
 DESCRIPTION = """\
 Generate takes for many dialogue lines. Each line is one speech file; its takes go to
 OUT/<name>/take_00.json ... and every line's status (done, skipped, failed + reason, pending),
@@ -37,15 +39,18 @@ def add(sub):
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="audio file, folder of audio files or CSV manifest")
     p.add_argument("--out", required=True, metavar="DIR", help="batch folder (<name>/take_NN.json and batch.json)")
-    p.add_argument("--takes", type=int, default=4, metavar="N", help="takes per line (default 4)")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("--takes", type=c.int_in(1, c.MAX_TAKES), default=4, metavar="N",
+                   help=f"takes per line, 1..{c.MAX_TAKES} (default 4)")
+    p.add_argument("--seed", type=c.int_in(0, c.SEED_MAX), default=0, metavar="S",
                    help="batch seed; each line's seed derives from it and the line's name (default 0)")
-    p.add_argument("--fps", type=float, default=25.0, metavar="F", help="frame rate of the takes (default 25)")
-    p.add_argument("--diversity", type=float, default=1.0, metavar="D",
-                   help="0 = the one mapped motion, 1 = the learned range (default), >1 wider")
-    p.add_argument("--intensity", type=float, default=1.0, metavar="X", help="head-motion gain (default 1)")
+    p.add_argument("--fps", type=c.float_in(*c.FPS), default=25.0, metavar="F",
+                   help="frame rate of the takes, 1..240 (default 25)")
+    p.add_argument("--diversity", type=c.float_in(*c.DIVERSITY), default=1.0, metavar="D",
+                   help="0 = the one mapped motion, 1 = the learned range (default), >1 wider, up to 10")
+    p.add_argument("--intensity", type=c.float_in(*c.INTENSITY), default=1.0, metavar="X",
+                   help="head-motion gain, 0..10 (default 1)")
     p.add_argument("--checkpoint", metavar="PT", help="model checkpoint (default: the shipped model)")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=c.int_in(1), metavar="N",
                    help="local: worker processes (default: one per core; one per GPU with --device cuda); "
                         "--ray: CPUs of the local Ray runtime (or at most N CPU actors on a cluster)")
     p.add_argument("--device", choices=("cpu", "cuda"),
@@ -67,9 +72,8 @@ def run(a) -> int:
     if a.ray and Path(a.ray).exists():
         raise BatchError(f"--ray took {a.ray!r} as the cluster address; put --ray after the sources or "
                          "write --ray=ADDRESS")
-    if a.workers is not None and a.workers < 1:
-        raise BatchError(f"--workers must be >= 1, got {a.workers}")
-    lines = collect_lines(a.sources, takes=a.takes, seed=a.seed, diversity=a.diversity)
+    lines = collect_lines(a.sources, takes=a.takes, seed=a.seed, diversity=a.diversity, max_takes=c.MAX_TAKES,
+                          max_diversity=c.DIVERSITY[1])
     settings = Settings(fps=a.fps, intensity=a.intensity, checkpoint=a.checkpoint, device=a.device)
     engine = RayEngine(a.ray or None, a.workers) if a.ray is not None else LocalEngine(a.workers)
     failed = []

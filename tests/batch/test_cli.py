@@ -13,9 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_names_every_part_of_the_command(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["batch", "--help"])
-    assert e.value.code == 0
+    assert main(["batch", "--help"]) == 0
     text = capsys.readouterr().out
     for part in ("SOURCE", "--out", "--takes", "--seed", "--fps", "--diversity", "--workers", "--ray [ADDRESS]",
                  "audio,name[,takes,seed,diversity]", "batch.json", "exit status"):
@@ -42,9 +40,11 @@ def test_ray_missing_is_one_line_with_the_install_command(tmp_path, capsys, monk
 
 @pytest.mark.parametrize("args, message", [
     (["nothing.wav"], "does not exist"),
-    (["{a}", "--takes", "0"], "takes must be >= 1"),
-    (["{a}", "--fps", "0"], "--fps must be between 1 and 240"),
-    (["{a}", "--workers", "0"], "--workers must be >= 1"),
+    (["{a}", "--takes", "0"], "--takes"),
+    (["{a}", "--takes", "65"], "1..64"),
+    (["{a}", "--fps", "0"], "--fps"),
+    (["{a}", "--workers", "0"], "--workers"),
+    (["{a}", "--diversity", "nan"], "--diversity"),
     (["{a}", "--checkpoint", "missing.pt"], "checkpoint missing.pt does not exist"),
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, message):

@@ -157,3 +157,19 @@ def test_ctrl_c_stops_without_a_half_line_and_the_next_run_finishes(long_lines, 
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     report = json.loads((out / "batch.json").read_text())
     assert sorted(e["name"] for e in report["lines"] if e["status"] == "skipped") == sorted(made)
+
+
+def test_the_addon_reads_a_batch_folder_as_written(local_batch, speech_folder):
+    """The add-on's reader (blender_addon.core.batchfolder) on a real batch: every line in order,
+    the done ones with their takes and the speech file for their sound strip."""
+    from blender_addon.core.batchfolder import read_batch_folder
+
+    out, _ = local_batch
+    lines, warnings = read_batch_folder(out)
+    assert warnings == []
+    by = {line.name: line for line in lines}
+    assert [line.name for line in lines] == ["corrupt", *GOOD, "silent"]
+    for n in GOOD:
+        assert by[n].status == "done" and by[n].seed == line_seed(7, n) and len(by[n].takes) == 2
+        assert by[n].audio == (speech_folder / f"{n}.wav").resolve()
+    assert by["corrupt"].status == "failed" and by["corrupt"].takes == [] and "corrupt.wav" in by["corrupt"].reason

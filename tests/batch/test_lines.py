@@ -52,6 +52,8 @@ def test_a_manifest_without_header_reads_columns_in_order(tmp_path):
     ("audio,name,takes\nx.wav,a,0\n", "takes must be >= 1"),
     ("audio,name,seed\nx.wav,a,-1\n", "seed must be >= 0"),
     ("audio,name,diversity\nx.wav,a,nan\n", "diversity must be >= 0"),
+    ("audio,name,takes\nx.wav,a,65\n", "takes must be at most 64"),
+    ("audio,name,diversity\nx.wav,a,11\n", "diversity must be at most 10"),
     ("audio,name\nx.wav,a,1,2,3,4\n", "expected audio,name"),
     ("audio,title\nx.wav,a\n", "header must name"),
     ("audio,name\nx.wav,a\nx.wav,A\n", "two lines are named"),
@@ -60,7 +62,7 @@ def test_bad_manifest_rows_are_refused_with_the_row_and_the_fix(tmp_path, rows, 
     touch(tmp_path / "x.wav")
     (tmp_path / "m.csv").write_text(rows)
     with pytest.raises(BatchError, match=message) as e:
-        collect_lines([tmp_path / "m.csv"])
+        collect_lines([tmp_path / "m.csv"], max_takes=64, max_diversity=10.0)
     assert "m.csv" in str(e.value)
 
 
