@@ -1,11 +1,13 @@
 """Throughput of `osmnet batch`: 50 short real lines, local with 1 and 2 workers and Ray with 2 actors.
 
-Prints one JSON line. Per engine: wall seconds and lines/s over the whole run (start-up included),
-the steady rate over the last three quarters of the lines (all workers up), start-up (time to the first line
-less that line's own compute), CPU seconds per line (the machine-independent cost: on a shared
-machine wall time mostly measures the neighbours) and what a 4,000-line job would take at the
-steady rate. Also the CPU cost of starting one worker, the driver's cost of writing one line (the
-ceiling when many GPUs feed one driver) and `import torch` as the yardstick for start-up. Lines are 2-4 s pieces of ../shared/data/audio (skipped when absent).
+Prints one JSON line. Per engine: wall seconds and lines/s over the whole run (start-up
+included), the steady rate over the last three quarters of the lines (all workers up), start-up
+(time to the first line less that line's own compute), CPU seconds per line (the
+machine-independent cost: on a shared machine wall time mostly measures the neighbours) and what
+a 4,000-line job would take at the steady rate. Also the CPU cost of starting one worker and of
+each step of a line, the driver's cost of writing one line (the ceiling when many GPUs feed one
+driver) and `import torch` as the yardstick for start-up. Lines are 2-4 s pieces of
+../shared/data/audio (the bench says so and stops when it is absent).
 Usage: python bench/bench_batch.py [--lines 50] [--takes 4] [--repeat 2] [--no-ray]
 """
 from __future__ import annotations
