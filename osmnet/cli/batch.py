@@ -92,8 +92,11 @@ def run(a) -> int:
                   "run the same command again to finish them", file=sys.stderr)
             raise
     t = report["totals"]
-    for e in [e for e in report["lines"] if e["status"] == "failed"][:10]:
+    bad = [e for e in report["lines"] if e["status"] == "failed"]
+    for e in bad[:10]:
         print(f"failed {e['name']}: {e['reason']}", file=sys.stderr)
+    if len(bad) > 10:
+        print(f"... and {len(bad) - 10} more failed lines (their reasons are in {a.out}/batch.json)", file=sys.stderr)
     print(f"wrote {a.out}/: {t['done']} done, {t['skipped']} skipped, {t['failed']} failed of {t['lines']} lines "
           f"({t['audio_s']:.0f} s of speech) in {t['wall_s']:.1f} s; report {a.out}/batch.json")
     return 1 if t["failed"] else 0
