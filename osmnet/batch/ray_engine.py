@@ -72,9 +72,11 @@ class RayEngine:
             else:
                 ray.init(num_cpus=self.workers or default_workers(), **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray runtime"
-            raise EnvironmentProblem(f"cannot start or reach {where} ({e}); check the address "
-                                     "(`ray status` on the head node)") from None
+            if not self.address:
+                raise EnvironmentProblem(f"cannot start a local Ray runtime ({e})") from None
+            raise EnvironmentProblem(f"cannot reach the Ray cluster at {self.address}: check the address (`ray "
+                                     "status` on the head node); a cluster with token authentication also needs "
+                                     f"RAY_AUTH_MODE=token and its token (~/.ray/auth_token) here ({e})") from None
 
     def map(self, lines: list[Line], settings: Settings) -> Iterator[tuple[Line, dict]]:
         """Yield (line, result) as lines finish, in no particular order."""
@@ -96,7 +98,8 @@ class RayEngine:
             try:  # every actor has loaded the model (or the batch cannot run at all)
                 self._pids = dict(enumerate(ray.get([actors[i].pid.remote() for i in range(n)], timeout=900)))
             except (RayActorError, GetTimeoutError) as e:
-                raise EnvironmentProblem(f"Ray actors could not load the model: {e}") from None
+                raise EnvironmentProblem("Ray actors could not load the model (every Ray node needs osmnet "
+                                         f"installed: pip install 'osmnet[ray]'): {e}") from None
             todo, attempts, generation = deque(lines), Counter(), Counter()  # generation: replacements per slot
             pending: dict = {}  # ObjectRef -> (slot, its actor's generation, submission number, line)
             submitted, losses = 0, 0  # losses: actors lost since the last finished line

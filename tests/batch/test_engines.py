@@ -119,6 +119,40 @@ def test_ray_makes_the_same_takes_and_retries_a_lost_actor(local_batch, speech_f
             np.testing.assert_allclose(a, b, atol=2e-6)
 
 
+HEAD = """import sys, ray
+ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the test closes our stdin
+ray.shutdown()
+"""
+
+
+def test_a_batch_joins_a_running_ray_cluster_by_address(local_batch, speech_folder, tmp_path):
+    """--ray=ADDRESS: a separate process is the cluster (its nodes have osmnet); the batch joins it."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("ray", reason="Ray is the optional extra osmnet[ray] (scripts/setup.sh installs it)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    head = subprocess.Popen([sys.executable, "-c", HEAD], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the Ray head did not start"
+        out = tmp_path / "joined"
+        r = subprocess.run([sys.executable, "-m", "osmnet", "batch", str(speech_folder / "line00.wav"),
+                            str(speech_folder / "line02.wav"), "--out", str(out), "--takes", "2", "--seed", "7",
+                            f"--ray={address}"], env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True,
+                           text=True, timeout=300)
+    finally:
+        head.stdin.close()  # the head shuts its runtime down
+        head.wait(timeout=60)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "batch.json").read_text())
+    assert report["settings"]["engine"]["address"] == address and report["totals"]["done"] == 2
+    for n in ("line00", "line02"):
+        for a, b in zip(takes_of(out, n), takes_of(local_batch[0], n), strict=True):
+            np.testing.assert_allclose(a, b, atol=2e-6)
+
+
 @pytest.fixture(scope="module")
 def long_lines(cut_speech, tmp_path_factory):
     """Eight 6-second lines: long enough that a kill or Ctrl+C lands while lines are being made."""
