@@ -71,7 +71,8 @@ def run_generate(engine, spec, buffers, cancelled, emit) -> str:
         base = Take.from_array(buffers[spec["base"]["buffer"]], spec["base"]["fps"])
     stream = engine.stream((wave, sr), takes=takes, seed=spec["seed"], diversity=spec["diversity"],
                            intensity=spec["intensity"], fps=fps, base=base,
-                           reroll=tuple(spec["reroll"]) if spec["reroll"] else None, should_stop=cancelled.is_set)
+                           reroll=tuple(spec["reroll"]) if spec["reroll"] else None,
+                           what=spec.get("what", "both"), should_stop=cancelled.is_set)
     produced, last_progress = 0, 0.0
     try:
         for chunk in stream:
