@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from blender_addon.core.errors import EnvironmentProblem
+from blender_addon.core.errors import EnvironmentProblem, UserInputError
 
 from osmnet.audio import SAMPLE_RATE  # noqa: E402  (the one rate)
 
@@ -77,7 +77,7 @@ class Engine:
         with Image.open(path if data is None else io.BytesIO(data)) as img:
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
-                raise ValueError(f"the portrait is {w}x{h} pixels; at most {MAX_IMAGE_PIXELS // 10**6} megapixels "
+                raise UserInputError(f"the portrait is {w}x{h} pixels; at most {MAX_IMAGE_PIXELS // 10**6} megapixels "
                                  "are accepted, scale it down")
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
