@@ -6,6 +6,6 @@ tasks.py   what a worker does with one job       engine.py   adapter over osmnet
 security.py loopback-by-default, CurveZMQ keys   cli.py      serve/worker/keys (osmnet.commands entry points)
 memory.py  flat RSS under MB-sized messages
 Wire format: blender_addon/core/protocol.py (docs/protocol.md). Nothing imports this package, so osmnet
-itself never needs zmq.
+itself never needs zmq. Import the parts directly (`from backend.server import Server`): this file
+imports nothing, so loading the `serve` command's entry point costs nothing for other commands.
 """
-from .server import Limits, Server  # noqa: F401

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import sys
 
-import zmq
-
-from blender_addon.core.client import ClientError
 from blender_addon.core.errors import OsmnetError
-from osmnet.cli import CommandError
+from osmnet.cli.errors import CommandError
 
 
 def add_serve(sub):
@@ -25,7 +22,8 @@ def add_serve(sub):
                    "and authenticates every client and worker)")
     p.add_argument("--workers", type=int, default=1, help="built-in worker threads sharing the loaded model "
                    "(0: only remote `osmnet worker`s run jobs)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: chosen from the cores and load, "
+                   "see osmnet/runtime.py)")
     p.add_argument("--max-audio-seconds", type=float, default=600.0)
     p.add_argument("--max-message-mb", type=float, default=64.0)
     p.add_argument("--worker-token", default=None, metavar="FILE", help="file that holds the token `osmnet "
@@ -35,6 +33,8 @@ def add_serve(sub):
 
 def run_serve(a):
     import logging
+
+    import zmq
 
     from backend.engine import Engine
     from backend.security import check_bind, default_token_file
@@ -70,7 +70,8 @@ def add_worker(sub):
     p.add_argument("--keys", default=None, metavar="DIR", help="folder with client.key_secret and server.key")
     p.add_argument("--name", default=None, help="name shown in the server's worker list")
     p.add_argument("--slots", type=int, default=1, help="jobs this worker runs at the same time")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: chosen from the cores and load, "
+                   "see osmnet/runtime.py)")
     p.add_argument("--worker-token", default=None, metavar="FILE", help="the server's worker token file (default: "
                    "~/.cache/osmnet/worker-PORT.token, as `osmnet serve` on this machine writes it; "
                    "or set OSMNET_WORKER_TOKEN)")
@@ -85,6 +86,7 @@ def run_worker(a):
     from backend.engine import Engine
     from backend.security import TOKEN_ENV, default_token_file, read_token, token_path
     from backend.worker import Worker
+    from blender_addon.core.client import ClientError
 
     logging.basicConfig(level=logging.INFO, format="osmnet worker: %(message)s")
     try:

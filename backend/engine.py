@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import threading
 
 import numpy as np
 
@@ -21,6 +22,8 @@ MAX_IMAGE_PIXELS = 40_000_000  # a portrait larger than this is refused before d
 class Engine:
     def __init__(self, generator, render_device: str | None = None):
         self.generator = generator
+        self._tracker = None  # one MediaPipe face graph for every render job (made once, early)
+        self._tracker_lock = threading.Lock()
         self.name = str(getattr(generator, "name", type(generator).__name__))
         self.device = str(getattr(generator, "device", "cpu"))
         self.render_device = render_device or self.device
@@ -28,16 +31,26 @@ class Engine:
 
     @classmethod
     def load(cls, checkpoint=None, device: str = "cpu", threads: int | None = None) -> "Engine":
-        from osmnet.generate import Generator
+        """Load the model and run it once, so that "ready" means the model answers: the first
+        real job then pays no first-call costs (allocator, kernels, lazy imports)."""
+        from osmnet import runtime
 
+        runtime.configure(threads)  # the same thread and OpenMP settings as every entry point
         import torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        from osmnet.generate import Generator
+
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise EnvironmentProblem(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+        engine = cls(Generator.load(checkpoint, device=device))
+        engine.warm_up()
+        engine.preload_renderer()
+        return engine
 
-        return cls(Generator.load(checkpoint, device=device))
+    def warm_up(self) -> None:
+        """One tiny generation (0.5 s of silence, 2 takes) through the whole path."""
+        for _ in self.stream((np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE), takes=2):
+            pass
 
     @staticmethod
     def _has_renderer() -> bool:
@@ -81,10 +94,32 @@ class Engine:
                                  "are accepted, scale it down")
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
+    def preload_renderer(self) -> threading.Thread | None:
+        """Build the face graph in the background (MediaPipe takes seconds to start), so the first
+        render job does not wait for it and "ready" is not delayed by it."""
+        if "render" not in self.capabilities:
+            return None
+        t = threading.Thread(target=self._face_tracker, name="osmnet-preload-tracker", daemon=True)
+        t.start()
+        return t
+
+    def _face_tracker(self):
+        with self._tracker_lock:
+            if self._tracker is None:
+                from osmnet.data.track import FaceTracker
+
+                try:
+                    self._tracker = FaceTracker()
+                except Exception:  # no model file yet: the render job reports it when it runs
+                    return None
+            return self._tracker
+
     def portrait(self, rgb: np.ndarray, face_index=None):
         from osmnet.render.portrait import Portrait
 
-        return Portrait.from_image(rgb, face_index=face_index)
+        tracker = self._face_tracker()
+        with self._tracker_lock:  # a MediaPipe graph serves one image at a time
+            return Portrait.from_image(rgb, face_index=face_index, tracker=tracker)
 
     def render_frames(self, portrait, take, size: int):
         from osmnet.render.portrait import render_frames

@@ -48,9 +48,9 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="also stream 10 minutes and report peak memory")
     a = ap.parse_args()
 
-    import torch
+    from osmnet import runtime
 
-    torch.set_num_threads(a.threads)
+    runtime.configure(a.threads)  # the CLI's and the server's settings (threads, passive OpenMP wait)
     from osmnet.generate import Generator
 
     wave = speech(a.seconds)

@@ -25,7 +25,9 @@ COMMANDS = ("track", "prepare", "head", "train", "generate", "evaluate", "plot",
 PLUGIN_GROUP = "osmnet.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; plugin commands (serve, worker, keys) are loaded only when `command` is
+    not a built-in one (or is None: `osmnet --help` lists everything)."""
     from osmnet import __version__
 
     parser = argparse.ArgumentParser(prog="osmnet", description="Several natural takes of head motion and "
@@ -34,9 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"osmnet.cli.{name}").add(sub)
-    for add in _plugin_commands():
-        add(sub)
+    if command is None or command not in sub.choices:
+        for add in _plugin_commands():
+            add(sub)
     return parser
+
+
+def _command_of(argv) -> str | None:
+    """The sub-command named on the command line (first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
 
 
 def _plugin_commands():
@@ -71,7 +84,8 @@ def main(argv=None) -> int:
     from osmnet import runtime
 
     runtime.configure()  # before any command imports torch
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     try:
         result = args.run(args)

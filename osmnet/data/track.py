@@ -124,7 +124,7 @@ class FaceTracker:
 
     def _create(self, video: bool, num_faces: int):
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's native INFO/WARNING chatter
-        import mediapipe as mp  # noqa: F401  (loads the native library)
+        import_mediapipe()
         from mediapipe.tasks.python import BaseOptions, vision
 
         mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
@@ -282,11 +282,60 @@ def _threaded(frames, progress=None, depth: int = 16):
 
 
 _BLENDSHAPE_ORDER_CHECKED = False
+# Parts of mediapipe's package that its __init__ files import eagerly but face tracking never
+# uses: drawing_utils pulls in matplotlib (2.2 s measured), audio sounddevice (0.25 s). (retrieval,
+# 0.5 s, is imported by other parts of mediapipe in a way a stand-in cannot serve.)
+_UNUSED_MEDIAPIPE = ("mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles",
+                     "mediapipe.tasks.python.audio")
+
+
+class _StandIns:
+    """A meta-path finder that answers the names in `_UNUSED_MEDIAPIPE` with stand-in modules.
+
+    A stand-in imports the real module the first time one of its names is used (PEP 562 module
+    __getattr__), so a caller that does use drawing_utils & co. still gets them."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.machinery
+
+        return importlib.machinery.ModuleSpec(name, self, is_package=False) if name in self.names else None
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module):
+        import importlib
+        import sys
+
+        name = module.__name__
+
+        def load(attr):
+            self.names.discard(name)  # from now on the real finders answer this name
+            sys.modules.pop(name, None)
+            real = importlib.import_module(name)
+            module.__dict__.update({k: v for k, v in real.__dict__.items() if k != "__getattr__"})
+            return getattr(real, attr)
+
+        module.__getattr__ = load
+
+
+def import_mediapipe():
+    """`import mediapipe` without the heavy submodules face tracking never uses (see _StandIns)."""
+    import sys
+
+    if "mediapipe" not in sys.modules and not any(isinstance(f, _StandIns) for f in sys.meta_path):
+        sys.meta_path.insert(0, _StandIns(_UNUSED_MEDIAPIPE))
+    import mediapipe
+
+    return mediapipe
 
 
 def _detect(landmarker, rgb: np.ndarray, timestamp_ms) -> list[Face]:
     """Run MediaPipe on one frame and read the result straight from its C structs into numpy."""
-    import mediapipe as mp
+    mp = import_mediapipe()
     from mediapipe.tasks.python.vision import face_landmarker as fl
 
     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)

@@ -196,3 +196,17 @@ def test_unreadable_model_is_a_clear_cli_error(tmp_path, shared_data, capsys):
     video = shared_data / "talking" / "pcavs_00010.mp4"
     assert main(["track", str(video), "--model", str(bad), "--out", str(tmp_path / "t.json")]) == 2
     assert "not a readable .task bundle" in capsys.readouterr().err
+
+
+def test_tracking_imports_mediapipe_without_its_unused_heavy_parts():
+    """drawing_utils (matplotlib) and audio stay unloaded until used; using them still works."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom osmnet.data.track import import_mediapipe\nimport_mediapipe()\n"
+            "from mediapipe.tasks.python import vision\nassert vision.FaceLandmarker\n"
+            "print('matplotlib' in sys.modules, 'sounddevice' in sys.modules)\n"
+            "from mediapipe.tasks.python.vision import drawing_utils\nprint(callable(drawing_utils.draw_landmarks))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "True"]
