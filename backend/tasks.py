@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -47,6 +49,24 @@ class Progress:
     def alive(self):
         if time.monotonic() - self._last_sent >= KEEPALIVE:
             self._send()
+
+    @contextmanager
+    def busy(self):
+        """Keep-alives from a helper thread while one call that cannot report runs (the face
+        graph's first build takes seconds); the job's own thread is blocked in it meanwhile."""
+        done = threading.Event()
+
+        def tick():
+            while not done.wait(KEEPALIVE / 2):
+                self.alive()
+
+        helper = threading.Thread(target=tick, name="osmnet-job-keepalive", daemon=True)
+        helper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            helper.join()
 
     def _send(self):
         self._last_progress = time.monotonic()
@@ -149,9 +169,9 @@ def run_render(engine, spec, buffers, cancelled, progress) -> str:
         raise ProtocolError("bad_image", f"could not read the portrait ({type(e).__name__}: {e}); use a "
                             "PNG or JPEG photo") from None
     take = Take.from_array(np.asarray(buffers[spec["take"]["buffer"]]), spec["take"]["fps"])
-    progress.alive()
     try:
-        portrait = engine.portrait(rgb, spec["face_index"])
+        with progress.busy():
+            portrait = engine.portrait(rgb, spec["face_index"])
     except RenderError as e:
         raise ProtocolError("bad_image", str(e)) from None  # no face, several faces, wrong index
     size = spec["size"]

@@ -91,7 +91,7 @@ def test_generate_streams_events_in_protocol_order_with_every_chunk_in_place(ser
     srv, c = server_with(gen)
     events = list(c.generate(audio=audio(2.0), takes=3, seed=11))
     types = [e.type for e in events]
-    assert types[0] == "accepted" and types[1] == "started" and types[-1] == "finished"
+    assert [t for t in types if t != "progress"][:2] == ["accepted", "started"] and types[-1] == "finished"
     assert events[-1].content["status"] == "ok"
     assert types.count("take_done") == 3
     takes = assemble(events)
