@@ -81,6 +81,7 @@ class Server:
         self._local_workers = []
         self._startup_error = None
         self._next_queued_note = 0.0
+        self._next_refusal_log = 0.0
 
     # ---- lifecycle ----
     def start(self, timeout: float = 30.0) -> "Server":
@@ -225,8 +226,10 @@ class Server:
             if not token_matches(self.worker_token, c.get("token")):
                 if worker is not None:
                     self._worker_gone(identity, f"worker {worker.name} stopped presenting the worker token")
-                log.warning("refused a worker without the right worker token (%s)", "loopback" if
-                            peer_is_local(body[0]) else "remote")
+                if now >= self._next_refusal_log:  # a flood of rogue hellos must not flood the log
+                    self._next_refusal_log = now + 10.0
+                    log.warning("refused a worker without the right worker token (%s peer)", "loopback" if
+                                peer_is_local(body[0]) else "remote")
                 self._safe_reply(identity, P.error(
                     "unauthorized", "this server accepts workers only with its worker token: pass "
                     "--worker-token FILE with the token file `osmnet serve` printed (or set OSMNET_WORKER_TOKEN)"))

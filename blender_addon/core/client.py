@@ -101,7 +101,7 @@ class Client:
         self._pending: dict[str, deque] = {}      # request/job id -> events not yet consumed
         self._drained: set[str] = set()          # jobs whose events drain() hands out
         self._orphans: deque = deque()           # errors that name no request
-        self._jobs: dict[str, float] = {}        # accepted jobs -> when we last heard of them
+        self._heard: dict[str, float] = {}       # request id -> when it was sent or last heard of
         self._job_ids: set[str] = set()          # ids of generate/render requests (not hello/ping)
         self._waiting_since: float | None = None  # when we started waiting with nothing heard
         self._last_heard = 0.0
@@ -272,6 +272,9 @@ class Client:
                 self._drained.discard(msg.id)
             raise ClientError("too_large", f"the request is {size / 2**20:.1f} MiB; the server accepts at most "
                               f"{self.max_message_bytes / 2**20:.1f} MiB: send shorter audio")
+        with self._lock:
+            if msg.id in self._pending:
+                self._heard[msg.id] = time.monotonic()
         self._outbox.put(frames)
         self._wake()
 
@@ -373,27 +376,35 @@ class Client:
                     self._fail_all("timeout", f"no answer from the OSM-Net server at {self.address} for "
                                    f"{self.timeout:g} s; is `osmnet serve` running there?")
                     self._waiting_since = now
-                self._give_up_silent_jobs(now)
+                self._give_up_silent_requests(now)
         except Exception as e:  # the socket broke: nothing may wait forever on this client
             if not self._closed:
                 self._fail_all("server_lost", f"the client's connection broke ({e}); create a new Client")
 
-    def _give_up_silent_jobs(self, now):
-        """End (and cancel) accepted jobs the server has said nothing about for `timeout` seconds."""
+    def _give_up_silent_requests(self, now):
+        """End requests the server has said nothing about for `timeout` s while it answers heartbeats.
+
+        A stuck worker (or a server that drops a request) would otherwise leave the caller
+        waiting for good: the server's pongs keep the connection looking alive. Jobs are never
+        silent that long while they wait or work (docs/protocol.md), so silence means stuck;
+        the job is cancelled on the server too."""
         with self._lock:
-            for rid in [r for r in self._jobs if r not in self._pending]:
-                del self._jobs[rid]
-            silent = [r for r, seen in self._jobs.items() if now - seen > self.timeout
+            for rid in [r for r in self._heard if r not in self._pending]:
+                del self._heard[rid]
+            silent = [r for r, seen in self._heard.items() if now - seen > self.timeout
                       and not (self._pending[r] and self._pending[r][-1].final)]
             for rid in silent:
-                del self._jobs[rid]
+                del self._heard[rid]
+                what = "job" if rid in self._job_ids else "request"
                 self._pending[rid].append(Event("error", rid, {"code": "timeout", "message": (
-                    f"the server accepted job {rid} but has sent nothing about it for {self.timeout:g} s (a stuck "
-                    "worker?); it was cancelled: run it again, and check the server's log if it happens again")}))
+                    f"the server at {self.address} answers heartbeats but has sent nothing about {what} {rid} for "
+                    f"{self.timeout:g} s (a stuck worker?); it was given up" + (" and cancelled" if what == "job" else "")
+                    + ": run it again, and check the server's log if it happens again")}))
             if silent:
                 self._lock.notify_all()
         for rid in silent:
-            self._send_now(P.Message("cancel", {"job": rid}, id=self._new_id()))
+            if rid in self._job_ids:
+                self._send_now(P.Message("cancel", {"job": rid}, id=self._new_id()))
 
     def _send_now(self, msg):
         try:
@@ -421,11 +432,10 @@ class Client:
             with self._lock:
                 if msg.ref in self._pending:
                     self._pending[msg.ref].append(ev)
-                    if msg.ref in self._job_ids:
-                        self._jobs[msg.ref] = now
-                        if ev.final:
-                            self._job_ids.discard(msg.ref)
-                            self._jobs.pop(msg.ref, None)
+                    self._heard[msg.ref] = now
+                    if ev.final:
+                        self._heard.pop(msg.ref, None)
+                        self._job_ids.discard(msg.ref)
                     self._lock.notify_all()
                 elif msg.type == "error" and msg.ref is None:
                     self._orphans.append(ev)
@@ -439,9 +449,10 @@ class Client:
         if ref in self._pending:
             with self._lock:
                 self._pending[ref].append(Event("error", ref, {"code": code, "message": message}))
-                self._jobs.pop(ref, None)
+                self._heard.pop(ref, None)
                 self._lock.notify_all()
             if ref in self._job_ids:
+                self._job_ids.discard(ref)
                 self._send_now(P.Message("cancel", {"job": ref}, id=self._new_id()))
         else:
             self._fail_all(code, message)

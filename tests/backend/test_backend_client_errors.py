@@ -99,6 +99,19 @@ def test_a_job_that_goes_quiet_while_heartbeats_are_answered_ends_with_timeout(f
         assert events[-1].type == "error" and events[-1].job == job and events[-1].content["code"] == "timeout"
 
 
+@pytest.mark.parametrize("request_", ["hello", "generate"])
+def test_a_request_the_server_never_answers_while_it_answers_heartbeats_ends_with_timeout(fake, request_):
+    srv = fake(pongs_and(lambda m: []))  # pongs, but nothing for the request itself
+    with Client(srv.address, timeout=1.0, heartbeat=0.1) as c:
+        t0 = time.monotonic()
+        with pytest.raises(ClientError) as e:
+            if request_ == "hello":
+                c.hello()
+            else:
+                list(c.generate(audio=(np.zeros(16000, np.float32), 16000)))
+        assert e.value.code == "timeout" and time.monotonic() - t0 < 2.0
+
+
 def test_a_queued_job_is_not_given_up_while_the_server_says_it_is_queued(fake):
     def on_job(m):  # 1.5 s of "still queued", longer than the client's timeout, then done
         return ([reply(m, "accepted", {"job": m.id, "kind": "generate", "queue_position": 3})]
