@@ -292,7 +292,9 @@ class Server:
         if now >= self._next_queued_note:  # queued jobs are not silent ones: say so every heartbeat
             self._next_queued_note = now + lim.heartbeat
             for position, key in enumerate(list(self.table.queue)):
-                job = self.table.jobs[key]
+                job = self.table.jobs.get(key)  # a failed send may have dropped a client (and its jobs)
+                if job is None:
+                    continue
                 self._safe_reply(job.client, Message("progress", {"stage": "queued", "done": 0.0,
                                                                   "queue_position": position}), ref=job.id)
 

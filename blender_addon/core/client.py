@@ -445,16 +445,18 @@ class Client:
         message = (f"bad reply from the server at {self.address}: {problem}; the server and this add-on "
                    "do not speak the same protocol (update the older one)")
         with self._lock:
-            self._orphans.append(Event("error", None, {"code": code, "message": message}))
-        if ref in self._pending:
-            with self._lock:
+            named = ref in self._pending
+            if named:
                 self._pending[ref].append(Event("error", ref, {"code": code, "message": message}))
                 self._heard.pop(ref, None)
                 self._lock.notify_all()
-            if ref in self._job_ids:
-                self._job_ids.discard(ref)
-                self._send_now(P.Message("cancel", {"job": ref}, id=self._new_id()))
-        else:
+            else:  # drain() shows it even when nothing was waiting
+                self._orphans.append(Event("error", None, {"code": code, "message": message}))
+            cancel = named and ref in self._job_ids
+            self._job_ids.discard(ref)
+        if cancel:
+            self._send_now(P.Message("cancel", {"job": ref}, id=self._new_id()))
+        elif not named:
             self._fail_all(code, message)
 
     def _on_monitor(self):
