@@ -180,3 +180,37 @@ def test_assemble_joins_good_chunks():
     evs = [Event("chunk", "j", {"take": 0, "start": 0}, [np.zeros((5, 58), np.float32)]),
            Event("chunk", "j", {"take": 0, "start": 5}, [np.ones((3, 58), np.float32)])]
     assert assemble(evs)[0].shape == (8, 58)
+
+
+def test_a_job_stuck_inside_the_real_server_ends_with_timeout_and_is_cancelled():
+    """The real server and worker, a model that hangs after its first chunk (as ffmpeg did on a
+    live playlist): the client gives up within its timeout although pings are answered."""
+    from backend.engine import Engine
+    from backend.server import Limits, Server
+    from osmnet.generate import TakeChunk
+
+    release = threading.Event()
+
+    class Hanging:
+        name, device = "hanging", "cpu"
+
+        def stream(self, audio, *, fps=25.0, **_):
+            yield TakeChunk(0, 0, np.zeros((5, 58), np.float32), fps, False)
+            release.wait(30)  # stuck: no should_stop, no events
+
+    srv = Server(f"tcp://127.0.0.1:{free_port()}", engine=Engine(Hanging()),
+                 limits=Limits(heartbeat=0.1, client_timeout=5.0)).start()
+    try:
+        with Client(srv.address, timeout=1.0, heartbeat=0.1) as c:
+            t0 = time.monotonic()
+            with pytest.raises(ClientError) as e:
+                list(c.generate(audio=(np.zeros(16000 * 4, np.float32), 16000)))
+            assert e.value.code == "timeout" and time.monotonic() - t0 < 2.5
+            assert c.ping() < 1.0
+            deadline = time.monotonic() + 2
+            while srv.table.jobs and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not srv.table.jobs, "the stuck job was not cancelled on the server"
+    finally:
+        release.set()
+        srv.stop()

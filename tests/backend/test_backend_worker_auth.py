@@ -114,6 +114,9 @@ def test_osmnet_worker_reads_the_token_file_that_osmnet_serve_wrote(tmp_path):
                 assert len(c.hello()["workers"]) == 1
         finally:
             worker.stop()
+        from_env = T.worker(port, *model, "--threads", "1", "--worker-token", str(tmp_path / "absent"),
+                            env={"OSMNET_WORKER_TOKEN": token.read_text().strip()})  # e.g. a container
+        from_env.stop()
         wrong = tmp_path / "wrong"
         wrong.write_text("0" * 43)
         wrong.chmod(0o600)
