@@ -235,3 +235,17 @@ def test_a_flac_of_three_hours_of_silence_is_refused_fast_with_bounded_memory(fl
         assert peak < 800, f"peak RSS {peak:.0f} MiB during the FLAC bomb"
     finally:
         server.stop()
+
+
+def test_a_portrait_that_claims_a_huge_picture_is_refused_before_decoding(served):
+    """48 megapixels in a 1-bit PNG of a few kB: refused from the header, the server carries on."""
+    from PIL import Image
+
+    srv, c, gen = served
+    buf = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(buf, format="PNG")
+    assert len(buf.getvalue()) < 100_000
+    with pytest.raises(ClientError) as e:
+        list(c.render((np.zeros((3, 58), np.float32), 25.0), buf.getvalue(), size=64))
+    assert e.value.code == "bad_image" and "megapixels" in e.value.message
+    ordinary_job_still_runs(c)
