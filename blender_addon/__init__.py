@@ -6,7 +6,7 @@ in a plain Python without Blender, which runs this file first. Blender calls reg
 only then are bpy and the UI modules imported.
 """
 
-_UI_MODULES = ("properties", "runtime", "operators", "panels")
+_UI_MODULES = ("properties", "runtime", "operators", "panels", "interop_ops")
 
 
 def _modules():

@@ -17,6 +17,7 @@ import numpy as np
 
 from .core.headpose import head_curves
 from .core.mapping import Mapping, Target
+from .core.visemes import add_viseme_channels
 from .core.channels import ALL_CHANNELS
 
 
@@ -93,6 +94,8 @@ def sample_curves(raw: np.ndarray, take_fps: float, mapping: Mapping, scene, k0:
     t_out = np.arange(a, b) / fps
     col = {c: i for i, c in enumerate(ALL_CHANNELS)}
     values = {c: np.interp(t_out, t_in, raw[:, col[c]]) for c in ALL_CHANNELS}
+    # Viseme rigs: routes may start at viseme channels, worked out from the mouth (core/visemes.py).
+    values = add_viseme_channels(values, [r.channel for r in mapping.routes], mapping.neutral)
     cut = slice(k0 - a, k0 - a + (k1 - k0))
     out, skipped = [], []
     for target, v in mapping.target_curves(values, fps).items():

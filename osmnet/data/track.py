@@ -52,22 +52,21 @@ class Tracked:
 
 
 def rotation_to_euler(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 3) pitch, yaw, roll in radians for R = Ry Rx Rz."""
-    pitch = np.arcsin(np.clip(-R[..., 1, 2], -1.0, 1.0))
-    yaw = np.arctan2(R[..., 0, 2], R[..., 2, 2])
-    roll = np.arctan2(R[..., 1, 0], R[..., 1, 1])
-    return np.stack([pitch, yaw, roll], axis=-1)
+    """(..., 3, 3) rotations -> (..., 3) pitch, yaw, roll in radians for R = Ry(yaw) Rx(pitch) Rz(roll)."""
+    from scipy.spatial.transform import Rotation
+
+    R = np.asarray(R, np.float64)
+    ypr = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("YXZ")  # intrinsic: R = Ry Rx Rz
+    return ypr[:, [1, 0, 2]].reshape(*R.shape[:-2], 3)
 
 
 def euler_to_rotation(pitch, yaw, roll) -> np.ndarray:
     """Inverse of rotation_to_euler (scalars or arrays) -> (..., 3, 3)."""
+    from scipy.spatial.transform import Rotation
+
     pitch, yaw, roll = np.broadcast_arrays(*map(np.asarray, (pitch, yaw, roll)))
-    cp, sp, cy, sy, cr, sr = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll)
-    z, o = np.zeros_like(cp), np.ones_like(cp)
-    Rx = np.stack([o, z, z, z, cp, -sp, z, sp, cp], -1).reshape(*cp.shape, 3, 3)
-    Ry = np.stack([cy, z, sy, z, o, z, -sy, z, cy], -1).reshape(*cp.shape, 3, 3)
-    Rz = np.stack([cr, -sr, z, sr, cr, z, z, z, o], -1).reshape(*cp.shape, 3, 3)
-    return Ry @ Rx @ Rz
+    ypr = np.stack([yaw, pitch, roll], -1).reshape(-1, 3).astype(np.float64)
+    return Rotation.from_euler("YXZ", ypr).as_matrix().reshape(*pitch.shape, 3, 3)
 
 
 def to_canonical(landmarks: np.ndarray, task_path=None) -> np.ndarray:
