@@ -28,7 +28,6 @@ touches bpy. Wire format: protocol.py / docs/protocol.md.
 """
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import os
 import queue
@@ -37,7 +36,6 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 import zmq
