@@ -15,6 +15,8 @@ import itertools
 import json
 import logging
 import os
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -73,10 +75,14 @@ def _flac(seconds=0.3):
 
 
 REAL = [_wav(), _flac()]
+# Real audio on the "server machine": a playlist that names it must still be refused, never decoded.
+SERVER_FILE = os.path.join(tempfile.mkdtemp(prefix="osmnet-corpus-"), "server_side.wav")
+with open(SERVER_FILE, "wb") as _f:
+    _f.write(_wav(1.0))
 MAGIC = [b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC\x00\x00\x00\x22", b"OggS\x00\x02", b"ID3\x04\x00\x00\x00\x00\x00\x10",
          b"\xff\xfb\x90\x00", b"\xff\xf1\x50\x80", b"\x00\x00\x00\x20ftypM4A ", b"\x1a\x45\xdf\xa3", b"FORM\x00\x00\x00\x10AIFF",
          b"caff\x00\x01\x00\x00", b"#EXTM3U\n", b"ffconcat version 1.0\n", b"\x89PNG\r\n\x1a\n", b"<?xml ", b""]
-TARGETS = ["/etc/passwd", "/etc/hostname", "file:///etc/passwd", "http://127.0.0.1:9/x.ts", "concat:/etc/passwd|/etc/hosts",
+TARGETS = [SERVER_FILE, f"file://{SERVER_FILE}", "/etc/passwd", "/etc/hostname", "file:///etc/passwd", "http://127.0.0.1:9/x.ts", "concat:/etc/passwd|/etc/hosts",
            "subfile,,start,0,end,0,,:/etc/passwd", "../../../../etc/passwd", "pipe:0", "data:audio/wav;base64,AAAA"]
 
 json_leaf = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
@@ -165,6 +171,9 @@ def target():
     errors = Errors()
     log = logging.getLogger("osmnet.backend")
     log.addHandler(errors)
+    hook = threading.excepthook  # a thread dying of an exception is a traceback too
+    threading.excepthook = lambda args: errors.records.append(f"thread {args.thread.name}: {args.exc_type.__name__}: "
+                                                              f"{args.exc_value}")
     srv = Server(f"tcp://127.0.0.1:{T.free_port()}", engine=Engine(QuickGenerator()),
                  limits=Limits(heartbeat=0.2, max_message_mb=1.0, max_audio_seconds=30.0)).start()
     ctx = zmq.Context()
@@ -176,6 +185,7 @@ def target():
     probe.close()
     ctx.destroy(linger=0)
     srv.stop()
+    threading.excepthook = hook
     log.removeHandler(errors)
 
 
@@ -187,7 +197,8 @@ def send_and_wait(sock, frames) -> list[P.Message]:
     got, deadline = [], time.monotonic() + HANG_S
     while True:
         left = deadline - time.monotonic()
-        assert left > 0 and sock.poll(int(left * 1000)), f"no final answer within {HANG_S} s: a hang; got {got}"
+        assert left > 0 and sock.poll(int(left * 1000)), \
+            f"no final answer within {HANG_S} s: a hang; got {[m.type for m in got][:8]} ({len(got)} events)"
         msg = P.decode(sock.recv_multipart())  # whatever the server says is valid protocol
         got.append(msg)
         if msg.type not in EVENTS:
@@ -209,16 +220,20 @@ def test_the_server_survives_a_generated_hostile_corpus(target):
               suppress_health_check=list(HealthCheck))
     @given(messages)
     def one(message):
+        listing = False  # audio bytes that name other files: must never decode
         if isinstance(message, list):
             frames = message
         else:
             mtype, content, buffers = message
+            listing = mtype == "generate" and bool(buffers) and isinstance(buffers[0], bytes) and \
+                buffers[0].startswith((b"#EXTM3U", b"ffconcat"))
             frames = P.encode(P.Message(mtype, content, buffers, id=f"fz-{next(ids)}"))
         got = send_and_wait(sock, frames)
         final = got[-1]
         key = final.content.get("code", final.type) if final.type == "error" else final.type
         codes[key] = codes.get(key, 0) + 1
         assert key != "internal", final.content
+        assert not (listing and key == "finished"), "a playlist was decoded: the server read a file it names"
         assert not errors.records, errors.records
         count[0] += 1
         ordinary_job(probe)  # the server still serves after every hostile message
