@@ -5,6 +5,7 @@ something still takes the right path. Nothing else in the add-on branches on the
 
   Actions    4.4+ slotted actions (slots, layers/strips/channelbags); 5.0 removed Action.fcurves,
              so fcurves are made through a channelbag there. Before 4.4: action.fcurves + id_root.
+  NLA        4.4+ NLA strips play one slot of their Action (strip.action_slot).
   Sequencer  `strips` (4.4+) vs `sequences` (removed in 5.0); each has new_sound / new_image;
              5.2 renamed frame_final_start/end to left_handle/right_handle (old names deprecated).
   EEVEE      'BLENDER_EEVEE_NEXT' (4.2-4.x) vs 'BLENDER_EEVEE' (5.x).
@@ -19,6 +20,7 @@ Public API
     new_fcurve(action, slot, data_path, index=0, group="") -> FCurve
     iter_fcurves(action) -> every FCurve of the action (all slots)
     assign_action(id_, action, slot=None) / active_action(id_) -> (action, slot)
+    set_strip_slot(nla_strip, slot) / strip_slot(nla_strip)   the slot of its Action an NLA strip plays
     sequencer_strips(scene) ; all_strips(scene) ; strip_range(strip) ; strip_span(strip)
     strip_content_start(strip)
     new_sound_strip(scene, name, path, channel, frame_start)
@@ -116,6 +118,17 @@ def active_action(id_):
     if ad is None or ad.action is None:
         return None, None
     return ad.action, (ad.action_slot if SLOTTED_ACTIONS else None)
+
+
+def set_strip_slot(strip, slot):
+    """An NLA strip plays one slot of its Action where slots exist (Blender picks one by name
+    otherwise, which may be another data-block's); before 4.4 the Action is the slot."""
+    if SLOTTED_ACTIONS and slot is not None and "action_slot" in strip.bl_rna.properties:
+        strip.action_slot = slot
+
+
+def strip_slot(strip):
+    return strip.action_slot if SLOTTED_ACTIONS and "action_slot" in strip.bl_rna.properties else None
 
 
 # ---------------------------------------------------------------- sequencer

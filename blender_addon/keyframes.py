@@ -1,12 +1,12 @@
-"""Take -> keyframes on the artist's rig: one Action per take, swapped by changing the active Action.
+"""Take -> keyframes on the artist's rig: one Action per take, played as a layer over the artist's own.
 
 Each take is its own Action (fake user, named after the take). Where slotted actions exist
 (Blender 4.4+) that Action holds a slot per animated data-block (the armature object, each mesh's
 shape-key block); before that there is one Action per data-block. The take's raw values (take
 fps, ALL_CHANNELS) are stored inside the Action, so a take can be streamed in chunk by chunk,
 re-rolled in part, re-keyed after the mapping or the scene frame rate changed, and read back.
-An Action the artist already had is never edited: its owner keeps it alive through an ID property
-and it can be restored. Keys are written in bulk (keyframe_points.add + foreach_set), one per
+The take's Action is never made the active Action of the rig: it plays from an NLA track (layers.py),
+so the artist's own Action keeps playing underneath and is never edited. Keys are written in bulk (keyframe_points.add + foreach_set), one per
 scene frame at the scene's exact rate (render.fps / fps_base), linear. Only RNA data changes.
 
 Public API
@@ -17,7 +17,9 @@ Public API
     replace_take(name, take, mapping, scene, frame_range=None)     re-roll merge (take frames [a, b))
     refresh_take(name, mapping, scene)          re-key from the stored values (mapping / fps changed)
     take_from_action(name) -> core.take.Take     the stored raw take
-    list_takes() ; activate_take(name) ; rename_take(old, new) ; delete_take(name) ; restore_original(ids)
+    list_takes() ; activate_take(name) (plays its layer, mutes overlapping takes) ; rename_take(old, new)
+    delete_take(name) ; restore_original(ids) (every take layer muted: only the artist's animation plays)
+    take_parts(name) -> [(action, slot, ID)] ; take_ids(name) ; take_curve(name, id_, path, index) -> FCurve
     missing_targets(mapping) -> [str] ; scene_fps(scene) ; frame_count(take_frames, take_fps, scene_fps)
                                                 (from rigcurves.py: resolving targets and sampling curves)
 """
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from . import compat, rigcurves
+from . import compat, layers, rigcurves
 from .core.errors import UserInputError
 from .core.mapping import Mapping
 from .rigcurves import frame_count, missing_targets, scene_fps  # noqa: F401  (public API)
@@ -124,8 +126,11 @@ def _set_keys(fc, frames: np.ndarray, values: np.ndarray):
 
 # ---------------------------------------------------------------- take Actions and their stored values
 
-def _id_type(id_) -> str:
+def id_type(id_) -> str:
     return "KEY" if isinstance(id_, bpy.types.Key) else "OBJECT"
+
+
+_id_type = id_type
 
 
 def _lookup(id_type: str, name: str):
@@ -148,6 +153,23 @@ def _parts(name: str) -> list:
             if id_ is not None:
                 parts.append((a, compat.ensure_slot(a, id_type, id_name), id_))
     return parts
+
+
+def take_parts(name: str) -> list:
+    return _parts(name)
+
+
+def take_ids(name: str) -> list:
+    return [id_ for _a, _s, id_ in _parts(name)]
+
+
+def take_curve(name: str, id_, data_path: str, index: int = 0):
+    """The take's F-curve for one channel of `id_` (None if the take does not drive it)."""
+    for action, slot, owner in _parts(name):
+        if owner == id_:
+            fcs = compat.fcurve_collection(action, slot, create=False)
+            return fcs.find(data_path, index=index) if fcs is not None else None
+    return None
 
 
 def _action_for(name: str, id_):
@@ -251,7 +273,9 @@ def write_chunk(name: str, values, start: int, mapping: Mapping, scene) -> list:
     k0 = int(np.floor((lo - 1) / take_fps * fps)) if lo > 0 else 0
     n = frame_count(len(raw), take_fps, fps)
     k1 = n if len(raw) != old_len else int(np.ceil(end / take_fps * fps)) + 1
-    return _key_range(name, raw, take_fps, mapping, scene, k0, k1)
+    skipped = _key_range(name, raw, take_fps, mapping, scene, k0, k1)
+    _sync_layer(name)  # the take's strips cover what is keyed so far
+    return skipped
 
 
 def _key_range(name, raw, take_fps, mapping, scene, k0, k1) -> list:
@@ -305,7 +329,16 @@ def refresh_take(name: str, mapping: Mapping, scene) -> list:
     for action, slot, _id in _parts(name):
         for fc in list(compat.fcurve_collection(action, slot) or ()):
             fc.keyframe_points.clear()
-    return _key_range(name, raw, float(first["osmnet_fps"]), mapping, scene, 0, len(raw) * 10**6) if len(raw) else []
+    if not len(raw):
+        return []
+    skipped = _key_range(name, raw, float(first["osmnet_fps"]), mapping, scene, 0, len(raw) * 10**6)
+    for action, slot, id_ in _parts(name):  # controls the mapping no longer drives: gone, and at rest
+        fcs = compat.fcurve_collection(action, slot, create=False)
+        for fc in [fc for fc in (fcs or ()) if not len(fc.keyframe_points)]:
+            layers.rest_channel(id_, fc.data_path, fc.array_index)
+            fcs.remove(fc)
+    _sync_layer(name)
+    return skipped
 
 
 def take_from_action(name: str) -> Take:
@@ -324,45 +357,60 @@ def rename_take(old: str, new: str) -> str:
         raise TakeApplyError("a take needs a name")
     if new != old and (new in list_takes() or new in bpy.data.actions):
         raise TakeApplyError(f"there already is a take or Action called {new!r}")
+    ids = take_ids(old)
     for a in _take_actions(old):
         a[TAKE_PROP] = new
         a.name = new if a.name == old else a.name.replace(old, new, 1)
+    layers.rename(old, new, ids)
     return new
 
 
-def _protect_original(id_):
-    """Keep an artist's Action alive (and restorable) before a take replaces it on `id_`."""
-    action, slot = compat.active_action(id_)
-    if action is not None and TAKE_PROP not in action and id_.get(ORIGINAL_ACTION) != action:
-        id_[ORIGINAL_ACTION] = action
-        id_[ORIGINAL_SLOT] = slot.identifier if slot is not None else ""
+PLAY_PENDING = "osmnet_play"  # chosen before its first keys arrived: play it once it has a layer
+
+
+def _sync_layer(name: str):
+    parts = _parts(name)
+    try:
+        layers.sync(name, parts)
+        first = _take_actions(name)[0]
+        if first.get(PLAY_PENDING) and layers.has_tracks(name, parts):
+            layers.play(name, parts)
+            del first[PLAY_PENDING]
+    except layers.LayerError as e:
+        raise TakeApplyError(str(e)) from None
 
 
 def activate_take(name: str):
-    """Swap takes: only the active Action (and slot) of each animated data-block changes."""
-    for action, slot, id_ in _parts(name):
-        _protect_original(id_)
-        compat.assign_action(id_, action, slot)
+    """Play take `name` as a layer over the artist's animation (layers.play): its tracks unmute,
+    other takes overlapping it in time are muted. No Action is assigned or edited."""
+    parts = _parts(name)
+    restore_original([id_ for _a, _s, id_ in parts], mute=False)
+    _take_actions(name)[0][PLAY_PENDING] = True
+    _sync_layer(name)
 
 
-def restore_original(ids):
-    """Give each data-block back the Action it had before the first take was applied."""
+def restore_original(ids, mute: bool = True):
+    """Only the artist's own animation plays on `ids`: every take layer is muted (takes stay).
+    A take Action that an older version of the add-on made the active Action is taken off and
+    the Action the data-block had before comes back."""
     for id_ in ids:
-        action = id_.get(ORIGINAL_ACTION)
-        if action is None:
-            continue
-        slot = action.slots.get(id_.get(ORIGINAL_SLOT, "")) if compat.SLOTTED_ACTIONS else None
-        compat.assign_action(id_, action, slot)
-        del id_[ORIGINAL_ACTION]
+        action, _slot = compat.active_action(id_)
+        if action is not None and TAKE_PROP in action:
+            original = id_.get(ORIGINAL_ACTION)
+            slot = None
+            if original is not None and compat.SLOTTED_ACTIONS:
+                slot = original.slots.get(id_.get(ORIGINAL_SLOT, ""))
+            compat.assign_action(id_, original, slot)
+        id_.pop(ORIGINAL_ACTION, None)
         id_.pop(ORIGINAL_SLOT, None)
+    if mute:
+        layers.mute_all(ids)
 
 
 def delete_take(name: str):
-    """Remove a take's Action(s); data-blocks that were playing it go back to their original."""
+    """Remove a take's layer and Action(s); the artist's animation is not touched."""
     parts = _parts(name)
-    for action, _slot, id_ in parts:
-        if compat.active_action(id_)[0] == action:
-            compat.assign_action(id_, None)
-            restore_original([id_])
+    restore_original([id_ for _a, _s, id_ in parts], mute=False)
+    layers.remove(name, [id_ for _a, _s, id_ in parts])
     for action in _take_actions(name):
         bpy.data.actions.remove(action)

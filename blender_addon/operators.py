@@ -12,7 +12,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import localserver, runtime, strips, takes
+from . import localserver, rigmap, runtime, strips, takes
 from .core.errors import UserInputError
 
 
@@ -150,19 +150,26 @@ class OSMNET_OT_generate(_JobOperator, bpy.types.Operator):
     """Generate new takes of head motion and lip sync from the speech; each take becomes its own Action"""
     bl_idname = "osmnet.generate"
     bl_label = "Generate Takes"
+    bl_options = {'REGISTER', 'UNDO'}
 
     @classmethod
     def poll(cls, context):
         return _explain(cls, _generate_problem(context))
 
     def start(self, context):
-        return runtime.start_generate(context)
+        job = runtime.start_generate(context)
+        warning = rigmap.view(context.scene).warning  # never only the head without saying so
+        if warning:
+            self.report({'WARNING'}, warning)
+        return job
 
 
 class OSMNET_OT_reroll(_JobOperator, bpy.types.Operator):
-    """Generate the selected take again inside the scene's preview range, keeping the rest of it"""
+    """Generate the selected take again inside the scene's preview range (head, face or both, with the
+re-roll seed and diversity), keeping the rest; the result is a new take to compare or accept"""
     bl_idname = "osmnet.reroll"
     bl_label = "Re-roll Preview Range"
+    bl_options = {'REGISTER', 'UNDO'}
 
     @classmethod
     def poll(cls, context):
@@ -345,12 +352,207 @@ class OSMNET_OT_render_preview(bpy.types.Operator):
         return {'FINISHED'}
 
 
+# ------------------------------------------------------------------ take layer, re-roll accept, bake (addon-anim)
+
+class OSMNET_OT_take_restore(bpy.types.Operator):
+    """Mute every take so only your own animation plays (the takes stay; select one to hear it again)"""
+    bl_idname = "osmnet.take_restore"
+    bl_label = "Restore My Animation"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, "A job is running; wait for it or press Esc to cancel" if runtime.busy() else None)
+
+    def execute(self, context):
+        try:
+            takes.restore_my_animation(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, "Only your own animation plays now; select a take to play it again")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_reroll_accept(bpy.types.Operator):
+    """Put the re-rolled frames into the take they came from and remove the re-roll take"""
+    bl_idname = "osmnet.reroll_accept"
+    bl_label = "Accept Re-roll"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        return _explain(cls, takes.accept_problem(_settings(context).active()))
+
+    def execute(self, context):
+        try:
+            name = takes.accept_reroll(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Accepted the re-roll into {name}")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_take_bake(bpy.types.Operator):
+    """Write the selected take into your own Actions with as few keys as the tolerance allows;
+the take is muted afterwards so it does not play twice"""
+    bl_idname = "osmnet.take_bake"
+    bl_label = "Bake to My Action"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    tolerance: bpy.props.FloatProperty(name="Tolerance", default=-1.0, min=-1.0, soft_max=0.05, precision=4,
+                                       description="Largest change to the curve a dropped key may cause "
+                                                   "(-1: the panel's setting)")
+
+    @classmethod
+    def poll(cls, context):
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        return _explain(cls, takes.ready_problem(_settings(context).active()))
+
+    def execute(self, context):
+        tol = self.tolerance if self.tolerance >= 0 else _settings(context).bake_tolerance
+        try:
+            report = takes.bake_active(context, tol)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, report.summary())
+        return {'FINISHED'}
+
+
+# ------------------------------------------------------------------ mapping panel (addon-anim)
+
+class OSMNET_OT_mapping_suggest(bpy.types.Operator):
+    """Route the shape keys with near-miss names that the warning lists (e.g. jawOpen -> mouthOpen)"""
+    bl_idname = "osmnet.mapping_suggest"
+    bl_label = "Apply Suggestions"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, None if rigmap.view(context.scene).suggestions else "Nothing to suggest for this face")
+
+    def execute(self, context):
+        n = rigmap.apply_suggestions(context.scene)
+        self.report({'INFO'}, f"Routed {n} channels; Re-key Takes applies them to existing takes")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_mapping_clear(bpy.types.Operator):
+    """Forget the shape key chosen by hand for this channel: it matches by name again"""
+    bl_idname = "osmnet.mapping_clear"
+    bl_label = "Automatic"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    channel: StringProperty(name="Channel")
+
+    def execute(self, context):
+        ms = _settings(context).mapping
+        for row in ms.rows:
+            if row.channel == self.channel or not self.channel:
+                row.key, row.weight = "", 1.0
+        return {'FINISHED'}
+
+
+class OSMNET_OT_mapping_neutral(bpy.types.Operator):
+    """Capture the neutral face: each channel's mean value in the selected take over the preview
+range (or at the current frame) is subtracted from then on"""
+    bl_idname = "osmnet.mapping_neutral"
+    bl_label = "Capture Neutral"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    channel: StringProperty(name="Channel", description="One channel, or every face channel when empty")
+    clear: bpy.props.BoolProperty(name="Clear", description="Set the neutral back to 0 instead")
+
+    @classmethod
+    def poll(cls, context):
+        return _explain(cls, takes.ready_problem(_settings(context).active()))
+
+    def execute(self, context):
+        try:
+            n = takes.capture_neutral(context, self.channel, self.clear)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"{'Cleared' if self.clear else 'Captured'} the neutral of {n} channels")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_mapping_save(bpy.types.Operator):
+    """Save the mapping (routes by shape key name, gains, neutral, head settings) as a preset file"""
+    bl_idname = "osmnet.mapping_save"
+    bl_label = "Save Mapping Preset"
+
+    filepath: StringProperty(name="File", subtype='FILE_PATH', description="Preset file; the panel's Preset when empty")
+
+    def execute(self, context):
+        try:
+            path = takes.save_mapping(context, self.filepath)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {path}")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_mapping_load(bpy.types.Operator):
+    """Load a mapping preset into the panel (Re-key Takes applies it to existing takes)"""
+    bl_idname = "osmnet.mapping_load"
+    bl_label = "Load Mapping Preset"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filepath: StringProperty(name="File", subtype='FILE_PATH', description="Preset file; the panel's Preset when empty")
+
+    def execute(self, context):
+        try:
+            path = takes.load_mapping(context, self.filepath)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Loaded {path}")
+        return {'FINISHED'}
+
+
+class OSMNET_OT_takes_rekey(bpy.types.Operator):
+    """Key every take again with the current mapping and head settings"""
+    bl_idname = "osmnet.takes_rekey"
+    bl_label = "Re-key Takes"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        if runtime.busy():
+            return _explain(cls, "A job is running; wait for it or press Esc to cancel")
+        s = _settings(context)
+        return _explain(cls, None if any(t.action for t in s.takes) else "There are no takes to re-key")
+
+    def execute(self, context):
+        try:
+            n = takes.rekey_all(context)
+        except UserError as e:
+            self.report({'ERROR'}, str(e))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Re-keyed {n} takes")
+        return {'FINISHED'}
+
+
+ANIM_CLASSES = (
+    OSMNET_OT_take_restore, OSMNET_OT_reroll_accept, OSMNET_OT_take_bake,
+    OSMNET_OT_mapping_suggest, OSMNET_OT_mapping_clear, OSMNET_OT_mapping_neutral,
+    OSMNET_OT_mapping_save, OSMNET_OT_mapping_load, OSMNET_OT_takes_rekey,
+)
+
+
 CLASSES = (
     OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check,
     OSMNET_OT_generate, OSMNET_OT_reroll, OSMNET_OT_cancel,
     OSMNET_OT_take_delete, OSMNET_OT_take_delete_unstarred, OSMNET_OT_take_import, OSMNET_OT_take_export,
     OSMNET_OT_preview_head, OSMNET_OT_render_frames, OSMNET_OT_render_preview,
-)
+) + ANIM_CLASSES
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

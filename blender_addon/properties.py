@@ -74,6 +74,12 @@ def _active_take_changed(self, context):
     takes.play(context, context.scene.osmnet.active())
 
 
+def _take_influence_changed(self, context):
+    from . import takes
+
+    takes.influence_changed(self)
+
+
 class OSMNET_Take(bpy.types.PropertyGroup):
     """One generated (or imported) take; its curves live in its own Action with a fake user."""
 
@@ -92,6 +98,110 @@ class OSMNET_Take(bpy.types.PropertyGroup):
     job_take: IntProperty(description="Index of this take inside its job")
     audio_path: StringProperty(subtype='FILE_PATH', description="Speech the take was generated from")
     audio_offset: FloatProperty(description="Seconds into the speech file where the take begins")
+    # ---- take layer and re-roll (addon-anim)
+    influence: FloatProperty(name="Influence", default=1.0, min=0.0, max=1.0, subtype='FACTOR',
+                             update=_take_influence_changed,
+                             description="How strongly the take plays over your own animation (its NLA strip's influence)")
+    reroll_of: StringProperty(description="The take this re-roll was made from (empty: not a re-roll)")
+    reroll_first: IntProperty(description="First take frame of the re-rolled range")
+    reroll_end: IntProperty(description="Take frame after the re-rolled range")
+
+
+# ------------------------------------------------------------------ mapping panel (addon-anim)
+
+def _mapping_changed(self, context):
+    ms = getattr(context.scene.osmnet, "mapping", None) if context and context.scene else None
+    if ms is not None:
+        ms.stale = True
+
+
+_AXIS_ITEMS = [(a, a, f"Turn about the {a} axis") for a in ("+X", "-X", "+Y", "-Y", "+Z", "-Z")]
+
+
+class OSMNET_ChannelRow(bpy.types.PropertyGroup):
+    """One take channel in the Mapping panel: what it drives and how strongly."""
+
+    channel: StringProperty(name="Channel", description="ARKit blendshape or head channel of the take")
+    key: StringProperty(name="Shape Key", update=_mapping_changed,
+                        description="Shape key this channel drives instead of the automatic match "
+                                    "(on every face mesh that has it); empty: automatic")
+    weight: FloatProperty(name="Weight", default=1.0, soft_min=0.0, soft_max=2.0, update=_mapping_changed,
+                          description="Scale of this channel on the shape key chosen by hand")
+    enabled: BoolProperty(name="Enabled", default=True, update=_mapping_changed,
+                          description="Off: the channel drives nothing")
+    gain: FloatProperty(name="Gain", default=1.0, soft_min=0.0, soft_max=3.0, update=_mapping_changed,
+                        description="Multiplies the channel's motion around its neutral")
+    offset: FloatProperty(name="Offset", default=0.0, soft_min=-1.0, soft_max=1.0, update=_mapping_changed,
+                          description="Added after the gain")
+    neutral: FloatProperty(name="Neutral", default=0.0, update=_mapping_changed,
+                           description="The channel's value when the face rests; subtracted first (Capture Neutral)")
+
+
+class OSMNET_Mapping(bpy.types.PropertyGroup):
+    """Which take channel drives which shape key or bone: the Mapping and Head panels."""
+
+    rows: CollectionProperty(type=OSMNET_ChannelRow)
+    active_row: IntProperty(name="Channel", default=0)
+    show: EnumProperty(name="Show", items=[("ALL", "All", "Every channel"),
+                                           ("MISSING", "Missing", "Channels that drive nothing on this face"),
+                                           ("MAPPED", "Mapped", "Channels that drive a shape key")],
+                       default="ALL")
+    auto: BoolProperty(name="Match Names", default=True, update=_mapping_changed,
+                       description="Channels without a shape key chosen by hand drive the shape keys named "
+                                   "after them (jawOpen, JawOpen, ARKit_jawOpen, Jaw_Open, jawOpen.001 ...)")
+    visemes: EnumProperty(
+        name="Visemes", update=_mapping_changed,
+        items=[("auto", "Visemes: Auto", "Drive viseme keys (viseme_aa, vrm_oh ...) only when no ARKit jawOpen maps, "
+                "so a head with both does not open its mouth twice"),
+               ("on", "Visemes: On", "Drive the viseme keys as well as the ARKit ones"),
+               ("off", "Visemes: Off", "Never drive viseme keys")], default="auto")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, soft_max=2.0, update=_mapping_changed,
+                            description="Scales every channel's motion around its neutral")
+    smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, soft_max=0.2, unit='TIME_ABSOLUTE',
+                             update=_mapping_changed, description="Gaussian smoothing of the curves, in seconds (0: off)")
+    preset_path: StringProperty(name="Preset", subtype='FILE_PATH', default="//osmnet_mapping.json",
+                                description="Mapping preset file (.json) to save or load")
+    stale: BoolProperty(name="Mapping Changed",
+                        description="The mapping changed since the takes were keyed: Re-key Takes applies it")
+    head_mode: EnumProperty(
+        name="Head", update=_mapping_changed,
+        items=[("AUTO", "Automatic", "The rig's head bone if it has one, else the Face object itself"),
+               ("BONE", "Bone", "A pose bone you choose"),
+               ("OBJECT", "Object", "An object (a head mesh, or an empty above it) turns by its delta transform"),
+               ("NONE", "None", "No head motion")], default="AUTO")
+    head_armature: PointerProperty(name="Armature", type=bpy.types.Object, update=_mapping_changed,
+                                   poll=lambda self, ob: ob.type == 'ARMATURE')
+    head_bone: StringProperty(name="Bone", update=_mapping_changed, description="Pose bone that turns the head")
+    head_object: PointerProperty(name="Object", type=bpy.types.Object, update=_mapping_changed,
+                                 description="Object that turns with the head (about its origin)")
+    head_axes: EnumProperty(
+        name="Axes", update=_mapping_changed,
+        items=[("AUTO", "Automatic", "Bone axes for a bone, Blender's Z-up axes for an object"),
+               ("BONE", "Bone (Y along the bone)", "Pitch about X, yaw about Y (the bone), roll about Z"),
+               ("Z_UP", "Object, Z up, facing -Y", "Blender's own axes: pitch about X, yaw about Z, roll about -Y"),
+               ("Y_UP", "Object, Y up, facing +Z", "Kept Y-up on import: pitch about X, yaw about Y, roll about Z"),
+               ("CUSTOM", "Custom", "Choose the axis for pitch, yaw and roll")], default="AUTO")
+    head_pitch: EnumProperty(name="Pitch", items=_AXIS_ITEMS, default="+X", update=_mapping_changed)
+    head_yaw: EnumProperty(name="Yaw", items=_AXIS_ITEMS, default="+Y", update=_mapping_changed)
+    head_roll: EnumProperty(name="Roll", items=_AXIS_ITEMS, default="+Z", update=_mapping_changed)
+    head_rotation: BoolProperty(name="Rotation", default=True, update=_mapping_changed,
+                                description="Turn the head with the take's pitch, yaw and roll")
+    head_location: BoolProperty(name="Translation", default=False, update=_mapping_changed,
+                                description="Move the head with the take's head position (metres, about its mean)")
+    head_location_scale: FloatProperty(name="Translation Scale", default=1.0, soft_min=0.0, soft_max=10.0,
+                                       update=_mapping_changed, description="Metres of the take -> units of the rig")
+
+
+def _my_keys_changed(self, context):
+    from . import takes
+
+    takes.my_keys_changed(context)
+
+
+def _target_changed(self, context):
+    from . import rigmap
+
+    rigmap.ensure_rows(self.mapping)  # the Mapping panel lists the channels of the new Face
 
 
 class OSMNET_Settings(bpy.types.PropertyGroup):
@@ -100,7 +210,7 @@ class OSMNET_Settings(bpy.types.PropertyGroup):
     target: PointerProperty(
         name="Face", type=bpy.types.Object,
         description="Object that plays the takes: a mesh with ARKit shape keys (e.g. the preview head)",
-        poll=lambda self, obj: obj.type in {'MESH', 'ARMATURE', 'EMPTY'})
+        poll=lambda self, obj: obj.type in {'MESH', 'ARMATURE', 'EMPTY'}, update=_target_changed)
     audio_source: EnumProperty(
         name="Audio", items=[("FILE", "File", "Speech from an audio file (wav, mp3, flac, ogg...)"),
                              ("STRIP", "Sound Strip", "Speech from the selected sound strip in the sequencer")],
@@ -124,6 +234,24 @@ class OSMNET_Settings(bpy.types.PropertyGroup):
     add_sound_strip: BoolProperty(name="Add Sound Strip", default=True,
                                   description="Place the audio file as a sound strip in sync with the takes")
     takes: CollectionProperty(type=OSMNET_Take)
+    # ---- mapping, re-roll, bake, layer (addon-anim)
+    mapping: PointerProperty(type=OSMNET_Mapping)
+    reroll_seed: IntProperty(name="Seed", default=1, min=0,
+                             description="Seed of the next re-roll (goes up by one after each, so pressing again gives another)")
+    reroll_diversity: FloatProperty(name="Diversity", default=1.0, min=0.0, max=2.0,
+                                    description="How far the re-rolled frames may differ from the most typical motion")
+    reroll_what: EnumProperty(name="Re-roll", items=[("BOTH", "Both", "Head motion and face"),
+                                                     ("HEAD", "Head", "Only the head motion; the face stays"),
+                                                     ("FACE", "Face", "Only the face; the head motion stays")],
+                              default="BOTH")
+    bake_tolerance: FloatProperty(name="Tolerance", default=0.005, min=0.0, soft_max=0.05, precision=4,
+                                  description="Keys are dropped while the curve stays this close to the take "
+                                              "(shape key units / radians); 0 keeps one key per frame")
+    my_keys: EnumProperty(name="My Keys", update=_my_keys_changed,
+                          items=[("REPLACE", "Win", "Where you keyed the same control as the take, your keys play "
+                                  "(Blender's default)"),
+                                 ("COMBINE", "Add", "Your keys on the same controls add to the take")],
+                          default="REPLACE")
     active_take: IntProperty(name="Active Take", default=-1, update=_active_take_changed)
     portrait_path: StringProperty(name="Portrait", subtype='FILE_PATH',
                                   description="Photo of a face that the backend animates with the selected take")
@@ -153,7 +281,7 @@ class OSMNET_Status(bpy.types.PropertyGroup):
     model: StringProperty(name="Model", description="Model the backend reported when it answered hello")
 
 
-CLASSES = (OSMNET_AddonPreferences, OSMNET_Take, OSMNET_Settings, OSMNET_Status)
+CLASSES = (OSMNET_AddonPreferences, OSMNET_Take, OSMNET_ChannelRow, OSMNET_Mapping, OSMNET_Settings, OSMNET_Status)
 
 
 def register():

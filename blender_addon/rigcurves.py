@@ -7,6 +7,7 @@ scene's exact rate, render.fps / fps_base.
 Public API
     scene_fps(scene) ; frame_count(take_frames, take_fps, fps)
     missing_targets(mapping) -> [str]     what the mapping points at that this file lacks
+    (the head moves a pose bone, or an object through its delta transform: core/headpose.py)
     rig_ids(mapping) -> [ID]              the data-blocks it animates
     sample_curves(raw, take_fps, mapping, scene, k0, k1) -> ([(ID, path, index, group, values)], skipped)
 """
@@ -50,23 +51,38 @@ def _resolve(target: Target):
     return ob, None
 
 
-def _head_bone(mapping: Mapping):
-    """-> (armature object, pose bone, why missing)."""
+def _head_target(mapping: Mapping):
+    """-> (object that moves, pose bone or None for an object head, why missing)."""
     head = mapping.head
     if not head.enabled:
         return None, None, ""
     head.validate()
-    arm = bpy.data.objects.get(head.armature)
-    pbone = arm.pose.bones.get(head.bone) if arm is not None and arm.pose is not None else None
+    ob = bpy.data.objects.get(head.owner)
+    if head.kind == "object":
+        return (ob, None, "") if ob is not None else (None, None, f"head object {head.object!r} not found")
+    pbone = ob.pose.bones.get(head.bone) if ob is not None and ob.pose is not None else None
     if pbone is None:
         return None, None, f"head bone {head.armature}/{head.bone} not found"
-    return arm, pbone, ""
+    return ob, pbone, ""
+
+
+def _own_rotation(ob):
+    """The object's own rotation (not its delta) as a quaternion, where the head turns from."""
+    mode = ob.rotation_mode
+    if mode == "QUATERNION":
+        return tuple(ob.rotation_quaternion.normalized())
+    if mode == "AXIS_ANGLE":
+        from mathutils import Quaternion
+
+        angle, *axis = ob.rotation_axis_angle
+        return tuple(Quaternion(axis, angle))
+    return tuple(ob.rotation_euler.to_quaternion())
 
 
 def missing_targets(mapping: Mapping) -> list:
     """What the mapping points at that this file does not have, in words (for a UI to show)."""
     out = [why for r in mapping.routes for id_, why in [_resolve(r.target)] if id_ is None]
-    why = _head_bone(mapping)[2]
+    why = _head_target(mapping)[2]
     return out + [why] if why else out
 
 
@@ -77,7 +93,7 @@ def rig_ids(mapping: Mapping) -> list:
         id_, _ = _resolve(r.target)
         if id_ is not None and id_ not in ids:
             ids.append(id_)
-    arm, _, _ = _head_bone(mapping)
+    arm, _, _ = _head_target(mapping)
     if arm is not None and arm not in ids:
         ids.append(arm)
     return ids
@@ -105,11 +121,20 @@ def sample_curves(raw: np.ndarray, take_fps: float, mapping: Mapping, scene, k0:
             continue
         v = v[cut] if extra is None else np.clip(v[cut], extra[0], extra[1])
         out.append((id_, target.data_path, target.index, target.name if target.kind == "bone" else "", v))
-    arm, pbone, why = _head_bone(mapping)
+    ob, pbone, why = _head_target(mapping)
     if why:
         skipped.append(why)
-    elif pbone is not None:
+    elif ob is not None:
         ch = mapping.channel_curves({k: v for k, v in values.items() if k.startswith("head")}, fps)
-        for path, index, v in head_curves(ch, mapping.head, pbone.rotation_mode, pbone.name):
-            out.append((arm, path, index, mapping.head.bone, v[cut]))
+        if pbone is not None:
+            curves = head_curves(ch, mapping.head, pbone.rotation_mode, pbone.name)
+            group = mapping.head.bone
+        else:
+            if ob.rotation_mode == "AXIS_ANGLE" and mapping.head.use_rotation:
+                skipped.append(f"{ob.name}: an axis-angle object cannot turn by its delta rotation; set its "
+                               "rotation mode to Quaternion or an Euler order")
+            curves = head_curves(ch, mapping.head, ob.rotation_mode, frame=_own_rotation(ob))
+            group = "OSM-Net Head"
+        for path, index, v in curves:
+            out.append((ob, path, index, group, v[cut]))
     return out, skipped

@@ -143,22 +143,25 @@ def start_generate(context) -> str:
 
 
 def start_reroll(context) -> str:
+    """Generate the preview range of the selected take again with the re-roll box's seed,
+    diversity and what (head, face or both); the result is a new take to compare or accept."""
     problem = takes.reroll_problem(context)
     if problem:
-        raise UserInputError(problem)
+        raise UserError(problem)
     s, scene = context.scene.osmnet, context.scene
     base = s.active()
     first, end = takes.reroll_range(context, base)
     values, fps = takes.read_values(base)
     speech = strips.read_speech_for_take(context, base)
-    seed = s.seed + 1000 + len(s.takes)  # a new seed, so the range really changes
-    opts = dict(takes=1, seed=seed, diversity=s.diversity, intensity=s.intensity, fps=fps,
-                base=(values, fps), reroll=(first, end))
-    job = _submit(context, "reroll", f"Re-rolling frames {first}-{end - 1} of {base.name}",
-                  lambda c: c.submit_generate((speech.samples, speech.sr), **opts),
+    seed, diversity, what = s.reroll_seed, s.reroll_diversity, s.reroll_what.lower()
+    opts = dict(takes=1, seed=seed, diversity=diversity, intensity=s.intensity, fps=fps,
+                base=(values, fps), reroll=(first, end), what=what)  # a refused `what` shows as an error
+    label = f"Re-rolling {what} of frames {takes.scene_frame(base, first)}-{takes.scene_frame(base, end - 1)} of {base.name}"
+    job = _submit(context, "reroll", label, lambda c: c.submit_generate((speech.samples, speech.sr), **opts),
                   start_frame=base.start_frame, fps=fps)
     job.frames = values.shape[0]
-    takes.begin_reroll(context, job.id, base, seed, first, end)
+    takes.begin_reroll(context, job.id, base, seed, first, end, diversity=diversity)
+    s.reroll_seed = seed + 1  # pressing Re-roll again gives another variant
     return job.id
 
 

@@ -108,6 +108,12 @@ class Generator:
         base = base.resample(fps) if base.fps != fps else base
         if not (0 <= s < e <= base.frames):
             raise GenerateError(f"re-roll range {s}:{e} must satisfy 0 <= START < END <= {base.frames} (base frames)")
+        speech = n_frames(wave.frames, int(self.fps_model), fps) if isinstance(wave, FeatureArray) \
+            else n_frames(len(wave), SAMPLE_RATE, fps)
+        if abs(base.frames - speech) > max(1, round(0.1 * fps)):  # a take of other speech cannot be re-rolled
+            raise GenerateError(f"the base take lasts {base.duration:.2f} s ({base.frames} frames) but the speech "
+                                f"{speech / fps:.2f} s ({speech} frames at {fps:g} fps); re-roll a take made "
+                                "from this speech")
         b_model = base.resample(self.fps_model).array() if fps != self.fps_model else base.array()
         P = self.cfg.motion.prev_frames
         s_m = int(np.floor(s / fps * self.fps_model))

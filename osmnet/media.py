@@ -272,7 +272,10 @@ def _video_rate(fps: float):
 def _audio_wave(audio) -> tuple[np.ndarray, int]:
     """A path or a (samples, rate) pair -> (float32 mono, rate)."""
     if isinstance(audio, (str, Path)):
-        return decode_audio(audio, sr=AUDIO_RATE), AUDIO_RATE
+        wave = decode_audio(audio, sr=AUDIO_RATE)
+        if not np.all(np.isfinite(wave)):  # checked before any frame is rendered or encoded
+            raise MediaError(f"audio {audio} has NaN or infinite samples; export it again as ordinary PCM")
+        return wave, AUDIO_RATE
     if not (isinstance(audio, tuple) and len(audio) == 2):
         raise MediaError("audio to mux must be a file path or a (samples, sample_rate) pair")
     wave, sr = np.asarray(audio[0], np.float32), audio[1]

@@ -197,12 +197,14 @@ class Client:
 
     # ---- building requests ----
     def _generate_body(self, audio, *, takes=1, seed=0, diversity=1.0, intensity=1.0, fps=25.0,
-                       reroll=None, base=None, send_path=None):
+                       reroll=None, base=None, what=None, send_path=None):
         buffers = []
         content = {"takes": takes, "seed": seed, "diversity": diversity, "intensity": intensity, "fps": fps,
                    "audio": self._source(audio, "audio", buffers, send_path)}
         if reroll is not None:
             content["reroll"] = [int(reroll[0]), int(reroll[1])]
+        if what is not None:  # "head" | "face" | "both": what a re-roll regenerates (the server checks it)
+            content["what"] = str(what)
         if base is not None:
             content["base"] = self._take(base, buffers)
         return content, buffers

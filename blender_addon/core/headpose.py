@@ -1,4 +1,4 @@
-"""Head channels -> curves of one pose bone, in whatever rotation mode the artist's bone uses.
+"""Head channels -> curves of one pose bone or object, in whatever rotation mode the artist's uses.
 
 The take's head rotation is R = yaw * pitch * roll (roll applied first, the convention of
 osmnet.data.track); a HeadBinding says which signed bone axis each angle turns about. A bone whose
@@ -11,7 +11,8 @@ Public API
     head_quaternions(pitch, yaw, roll, binding) -> (n, 4) w, x, y, z, one hemisphere
     quaternion_to_euler(q, order) -> (n, 3) continuous angles
     quaternion_to_axis_angle(q) -> (n, 4) angle, x, y, z
-    head_curves(channels, binding, rotation_mode, bone_name) -> [(data_path, index, values)]
+    head_curves(channels, binding, rotation_mode, bone_name='', frame=None) -> [(data_path, index, values)]
+                                        (a pose bone, or an object's delta transform)
 """
 from __future__ import annotations
 
@@ -83,30 +84,60 @@ def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:
     return np.column_stack([2 * np.arccos(w), axis])
 
 
-def head_curves(ch: dict, binding: HeadBinding, rotation_mode: str, bone_name: str) -> list:
-    """Channels (already through the mapping's gain/neutral/smoothing) -> bone curves."""
+def _conjugate(q_frame: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """frame * q * frame^-1: a rotation about the object's own axes, expressed in its parent's
+    axes (an object's delta rotation turns about the parent's axes, after its own rotation)."""
+    f = np.broadcast_to(np.asarray(q_frame, np.float64), q.shape)
+    inv = f * np.array([1.0, -1.0, -1.0, -1.0])
+    return _qmul(_qmul(f, q), inv)
+
+
+def _rotate(q_frame, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v (n, 3) by one quaternion."""
+    R = _matrices(np.asarray(q_frame, np.float64).reshape(1, 4))[0]
+    return v @ R.T
+
+
+def head_curves(ch: dict, binding: HeadBinding, rotation_mode: str, bone_name: str = "",
+                frame=None) -> list:
+    """Channels (already through the mapping's gain/neutral/smoothing) -> curves of the pose bone
+    `bone_name`, or of an object (binding.kind 'object'): its delta rotation/location, turning about
+    the object's own axes at rotation `frame` (w, x, y, z; its current rotation), so its own
+    rotation, location and keys stay as the artist set them. Axis-angle objects have no delta
+    rotation: they get the location only."""
     out = []
-    if binding.use_rotation and all(k in ch for k in ("headPitch", "headYaw", "headRoll")):
+    obj = binding.kind == "object"
+    q_frame = np.array([1.0, 0.0, 0.0, 0.0]) if frame is None else np.asarray(frame, np.float64)
+    identity = np.allclose(q_frame, [1.0, 0.0, 0.0, 0.0])
+
+    def path(prop):
+        return ("delta_" + prop) if obj else Target("bone", "", bone_name, prop).data_path
+
+    rot_ok = not (obj and rotation_mode == "AXIS_ANGLE")
+    if rot_ok and binding.use_rotation and all(k in ch for k in ("headPitch", "headYaw", "headRoll")):
         pitch, yaw, roll = (np.asarray(ch[k], np.float64) for k in ("headPitch", "headYaw", "headRoll"))
-        if rotation_mode == native_order(binding):
+        if rotation_mode == native_order(binding) and identity:
             vals = np.empty((len(pitch), 3))
             for sa, ang in ((binding.pitch, pitch), (binding.yaw, yaw), (binding.roll, roll)):
                 vals[:, _AXIS[sa[1]]] = _sign(sa) * ang
             prop = "rotation_euler"
         else:
             q = head_quaternions(pitch, yaw, roll, binding)
+            if not identity:
+                q = _conjugate(q_frame, q)
             if rotation_mode == "QUATERNION":
                 prop, vals = "rotation_quaternion", q
             elif rotation_mode == "AXIS_ANGLE":
                 prop, vals = "rotation_axis_angle", quaternion_to_axis_angle(q)
             else:
                 prop, vals = "rotation_euler", quaternion_to_euler(q, rotation_mode)
-        path = Target("bone", "", bone_name, prop).data_path
-        out += [(path, i, vals[:, i]) for i in range(vals.shape[1])]
+        out += [(path(prop), i, vals[:, i]) for i in range(vals.shape[1])]
     if binding.use_location and all(k in ch for k in ("headX", "headY", "headZ")):
-        loc = {}
+        n = len(np.asarray(ch["headX"]))
+        loc = np.zeros((n, 3))
         for sa, name in ((binding.x, "headX"), (binding.y, "headY"), (binding.z, "headZ")):
-            loc[_AXIS[sa[1]]] = _sign(sa) * binding.location_scale * np.asarray(ch[name], np.float64)
-        path = Target("bone", "", bone_name, "location").data_path
-        out += [(path, i, loc[i]) for i in range(3)]
+            loc[:, _AXIS[sa[1]]] = _sign(sa) * binding.location_scale * np.asarray(ch[name], np.float64)
+        if obj and not identity:
+            loc = _rotate(q_frame, loc)
+        out += [(path("location"), i, loc[:, i]) for i in range(3)]
     return out

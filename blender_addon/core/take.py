@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,12 @@ from .files import atomic_write
 
 FORMAT = "osmnet-take"
 VERSION = 1
+
+# What a take may hold. Wider than any real performance, narrow enough that a hostile file cannot
+# make a renderer or a keyframer allocate without bound or turn 1e30 into infinity downstream.
+FPS_RANGE = (1.0, 240.0)  # the frame rates generate, track and the backend accept
+MAX_ABS_VALUE = 1e3  # radians, metres and 0..1 weights all live far inside this
+MAX_FILE_BYTES = 256 * 2**20  # about 8 h of 58 channels at 60 fps
 
 # Live Link Face: Timecode, BlendShapeCount, 52 ARKit names in PascalCase, head, then eyes.
 LIVELINK_HEAD = {"HeadYaw": "headYaw", "HeadPitch": "headPitch", "HeadRoll": "headRoll"}
@@ -47,9 +54,12 @@ class Take:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) \
-                or not math.isfinite(self.fps) or self.fps <= 0:
-            raise TakeError(f"fps must be a positive number, got {self.fps!r}")
+        lo, hi = FPS_RANGE
+        if isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Real) \
+                or not math.isfinite(self.fps) or not lo <= self.fps <= hi:
+            raise TakeError(f"fps must be a number from {lo:g} to {hi:g}, got {self.fps!r}")
+        if not isinstance(self.meta, dict):
+            raise TakeError(f'"meta" must be an object (a dict), got {type(self.meta).__name__}')
         self.fps = float(self.fps)
         missing = [n for n in ALL_CHANNELS if n not in self.channels]
         if missing:
@@ -62,6 +72,9 @@ class Take:
                 raise TakeError(f"channel {name!r} must be a 1-D list of numbers, got shape {arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise TakeError(f"channel {name!r} has NaN or infinite values")
+            if arr.size and float(np.abs(arr).max()) > MAX_ABS_VALUE:
+                raise TakeError(f"channel {name!r} has a value of {float(np.abs(arr).max()):g}; take values "
+                                f"(radians, metres, 0..1 weights) must stay within +-{MAX_ABS_VALUE:g}")
             chans[name] = arr
             lengths.add(arr.shape[0])
         if len(lengths) != 1 or 0 in lengths:
@@ -126,13 +139,28 @@ class Take:
         chans = d.get("channels")
         if not isinstance(chans, dict):
             raise TakeError(f'{where} has no "channels" object')
+        meta = d.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise TakeError(f'{where}: "meta" must be an object, got {type(meta).__name__}')
+        frames = d.get("frames")
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise TakeError(f'{where}: "frames" must be a whole number >= 1, got {frames!r}; '
+                            "a take needs at least one frame")
+        arrays = {}
+        for k, v in chans.items():
+            try:  # no dtype here: strings, booleans or nested lists must be refused, not converted
+                arr = np.asarray(v) if isinstance(v, list) else None
+            except (TypeError, ValueError):
+                arr = None
+            if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuf"):
+                raise TakeError(f"{where}: channel {k!r} must be a flat list of numbers")
+            arrays[k] = arr.astype(np.float32)
         try:
-            arrays = {k: np.asarray(v, dtype=np.float32) for k, v in chans.items()}
-        except (TypeError, ValueError) as e:
-            raise TakeError(f"{where} has a channel that is not a list of numbers ({e})") from None
-        take = cls(d.get("fps"), arrays, dict(d.get("meta") or {}))
-        if d.get("frames") != take.frames:
-            raise TakeError(f"{where} says frames={d.get('frames')} but its channels have {take.frames}")
+            take = cls(d.get("fps"), arrays, dict(meta or {}))
+        except TakeError as e:
+            raise TakeError(f"{where}: {e}") from None
+        if frames != take.frames:
+            raise TakeError(f"{where} says frames={frames} but its channels have {take.frames}")
         return take
 
     def save(self, path) -> Path:
@@ -143,11 +171,20 @@ class Take:
     def load(cls, path) -> "Take":
         path = Path(path)
         if not path.is_file():
-            raise TakeError(f"take file {path} does not exist")
+            raise TakeError(f"take file {path} does not exist" if not path.exists()
+                            else f"take file {path} is not a file")
         try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise TakeError(f"take file {path} is {size / 2**20:.0f} MB; take files are at most "
+                                f"{MAX_FILE_BYTES // 2**20} MB (split the performance)")
             d = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TakeError(f"{path} is not valid JSON ({e}); is it a take file?") from None
+        except RecursionError:
+            raise TakeError(f"{path} nests lists or objects too deeply to be a take file") from None
+        except OSError as e:
+            raise TakeError(f"cannot read take file {path} ({e.strerror})") from None
         return cls.from_dict(d, where=str(path))
 
 

@@ -1,32 +1,28 @@
 """`osmnet generate AUDIO --takes N --seed S --out DIR`: speech -> several takes; re-roll a range."""
 from __future__ import annotations
 
-import argparse
 import sys
 
+from osmnet.cli import checks as c
 from osmnet.cli.errors import CommandError
 
-
-def _reroll_range(text):
-    try:
-        a, b = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"re-roll range {text!r} must look like START:END (frames)") from None
-    return a, b
+TAKE_FILES = ("take_*.json",)  # what a generate writes into --out (and all --force may replace)
 
 
 def add(sub):
     p = sub.add_parser("generate", help="speech -> several takes of head motion and expression")
     p.add_argument("audio", help="speech file (wav, mp3, ogg, flac, or a video with audio)")
-    p.add_argument("--takes", type=int, default=4, help="number of takes (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="same seed -> identical takes (default 0)")
+    p.add_argument("--takes", type=c.int_in(1, c.MAX_TAKES), default=4,
+                   help=f"number of takes, 1..{c.MAX_TAKES} (default 4)")
+    p.add_argument("--seed", type=c.int_in(0, c.SEED_MAX), default=0, help="same seed -> identical takes (default 0)")
     p.add_argument("--out", required=True, help="folder for take_00.json, take_01.json, ...")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the takes (default 25)")
-    p.add_argument("--diversity", type=float, default=1.0,
-                   help="0 = the one mapped motion, 1 = the learned range (default), >1 wider")
-    p.add_argument("--intensity", type=float, default=1.0, help="head-motion gain (default 1)")
+    c.add_force(p)
+    p.add_argument("--fps", type=c.float_in(*c.FPS), default=25.0, help="frame rate of the takes, 1..240 (default 25)")
+    p.add_argument("--diversity", type=c.float_in(*c.DIVERSITY), default=1.0,
+                   help="0 = the one mapped motion, 1 = the learned range (default), >1 wider (up to 10)")
+    p.add_argument("--intensity", type=c.float_in(*c.INTENSITY), default=1.0, help="head-motion gain, 0..10 (default 1)")
     p.add_argument("--base", help="take to re-roll (with --reroll)")
-    p.add_argument("--reroll", type=_reroll_range, metavar="START:END", help="frames of --base to replace")
+    p.add_argument("--reroll", type=c.frame_range, metavar="START:END", help="frames of --base to replace")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.set_defaults(run=run)
@@ -37,11 +33,16 @@ def run(a):
 
     from tqdm import tqdm
 
-    from osmnet.generate import Generator
+    from blender_addon.core.files import replace_dir
     from blender_addon.core.take import Take
+    from osmnet.generate import Generator
 
     if (a.base is None) != (a.reroll is None):
         raise CommandError("--base and --reroll go together: --base take.json --reroll START:END")
+    out = c.output(a, a.out, kind="dir", owns=TAKE_FILES)
+    if not Path(a.audio).is_file():
+        raise CommandError(f"speech file {a.audio} does not exist" if not Path(a.audio).exists()
+                           else f"speech file {a.audio} is not a file")
     base = Take.load(a.base) if a.base else None
     gen = Generator.load(a.checkpoint, device=a.device)
     parts = {}
@@ -54,7 +55,7 @@ def run(a):
 
     meta = {"generator": gen.name, "audio": Path(a.audio).name, "seed": a.seed, "diversity": a.diversity,
             "intensity": a.intensity, **({"reroll": list(a.reroll)} if a.reroll else {})}
-    out = Path(a.out)
-    for k in sorted(parts):
-        Take.from_array(np.concatenate(parts[k]), a.fps, meta={**meta, "take": k}).save(out / f"take_{k:02d}.json")
+    with replace_dir(out) as tmp:  # the whole set at once: never new take_00/01 beside old take_02/03
+        for k in sorted(parts):
+            Take.from_array(np.concatenate(parts[k]), a.fps, meta={**meta, "take": k}).save(tmp / f"take_{k:02d}.json")
     print(f"wrote {len(parts)} takes to {out}/ (take_00.json ...), {a.fps:g} fps")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from osmnet.cli import checks as c
+
 
 def add(sub):
     p = sub.add_parser("track", help="track a real video into a take (head pose + ARKit curves)")
@@ -10,8 +12,9 @@ def add(sub):
     p.add_argument("--audio", help="speech recorded with the video (checked to match its length)")
     p.add_argument("--model", help="MediaPipe face_landmarker.task (default: $OSMNET_FACE_LANDMARKER, "
                    "then ~/.cache/osmnet/, then download)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the take (default 25)")
+    p.add_argument("--fps", type=c.float_in(*c.FPS), default=25.0, help="frame rate of the take, 1..240 (default 25)")
     p.add_argument("--out", required=True, help="take file to write (.json)")
+    c.add_force(p)
     p.set_defaults(run=run)
 
 
@@ -21,6 +24,7 @@ def run(a):
     from osmnet.media import probe_video
     from osmnet.data.track import track_video
 
+    c.output(a, a.out, suffixes=(".json",))
     total = probe_video(a.video).frames
     with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, leave=False) as bar:
         tracked = track_video(a.video, audio=a.audio, model_path=a.model, fps=a.fps, progress=bar)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from osmnet.cli import checks as c
 from osmnet.cli.errors import CommandError
 
 
@@ -10,8 +11,9 @@ def add(sub):
     p = sub.add_parser("train", help="train the model on a prepared dataset (torchrun-aware)")
     p.add_argument("--data", required=True, help="dataset folder made by `osmnet prepare`")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
-    p.add_argument("--epochs", type=int, help="training epochs (default from the config)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    c.add_force(p)
+    p.add_argument("--epochs", type=c.int_in(1, 100000), help="training epochs (default from the config)")
+    p.add_argument("--seed", type=c.int_in(0, c.SEED_MAX), help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config override, e.g. --set motion.bases=16 (repeatable)")
@@ -25,6 +27,7 @@ def run(a):
     from osmnet.model.train import train
 
     cfg = Config().override(a.set)
+    c.output(a, a.out, suffixes=(".pt",))
     if not Path(a.data).is_dir():
         raise CommandError(f"dataset folder {a.data} does not exist; make one with `osmnet prepare`")
     train(a.data, a.out, cfg, epochs=a.epochs, seed=a.seed, device=a.device,

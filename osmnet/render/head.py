@@ -9,13 +9,11 @@ a vertex (x, y, z) goes to (x, -z, y); OBJ importers with "Y up, -Z forward" do 
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from blender_addon.core.files import replace_dir
 from blender_addon.core.take import ARKIT_NAMES
 
 CM_TO_M = 0.01
@@ -55,22 +53,10 @@ def export_head(out, basis=None, task_path=None) -> Path:
     """Write the OBJ files and preview_head.npz into `out` (replaced as a whole, atomically)."""
     arrays = preview_head_arrays(basis, task_path)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".head-", dir=out.parent))
-    try:
+    with replace_dir(out) as tmp:
         (tmp / "shapes").mkdir()
         _write_obj(tmp / "neutral.obj", arrays["vertices"], arrays)
         for i, name in enumerate(ARKIT_NAMES):
             _write_obj(tmp / "shapes" / f"{name}.obj", arrays["vertices"] + arrays["deltas"][i], arrays)
         np.savez(tmp / "preview_head.npz", **arrays)
-        if out.exists():
-            old = out.with_name(f".{out.name}-old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

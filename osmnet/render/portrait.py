@@ -16,9 +16,6 @@ Take values are applied relative to the photo, so a zero take gives back the pho
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import numpy as np
 import torch
 
 from osmnet.render import warp
-from blender_addon.core.files import atomic_path
+from blender_addon.core.files import atomic_path, replace_dir
 from osmnet.render.paint import Painter
 from osmnet.render.rig import OUTER, Rig, RigPoser, build_rig
 from blender_addon.core.take import ARKIT_NAMES, HEAD_CHANNELS, Take
@@ -35,6 +32,7 @@ from blender_addon.core.errors import UserInputError
 PORTRAIT_RES = 512  # the stored crop; frames at other sizes are resampled from it
 CROP_FACTOR = 2.2  # crop side / face size
 SIZES = (128, 256, 384, 512, 768, 1024)
+MAX_SHEET_PIXELS = 64_000_000  # a contact sheet is one image in memory: about 190 MB of RGB at most
 QUIET_MIN_FRAMES = 50  # 2 s at 25 fps
 QUIET_MAX = 0.3  # a channel never "rests" higher than this (else a constant take would not show)
 
@@ -148,6 +146,21 @@ def _relative_channels(portrait: Portrait, take: Take, center_pose: bool):
 def check_size(size: int) -> None:
     if size not in SIZES:
         raise RenderError(f"size {size} is not supported; use one of {SIZES}")
+
+
+def check_contact_sheet(takes: int, times, size: int) -> None:
+    """Refuse a sheet before anything is allocated or rendered: size, times, and its pixel count."""
+    check_size(size)
+    if takes < 1 or not times:
+        raise RenderError("a contact sheet needs at least one take and one time")
+    for t in times:
+        if not (np.isfinite(t) and t >= 0):
+            raise RenderError(f"time {t} s must be a finite number of seconds >= 0")
+    pixels = (52 + takes * size) * (18 + len(times) * size)
+    if pixels > MAX_SHEET_PIXELS:
+        raise RenderError(f"a contact sheet of {len(times)} time(s) x {takes} take(s) at {size} px would be "
+                          f"{pixels / 1e6:.0f} Mpx; keep it under {MAX_SHEET_PIXELS / 1e6:.0f} Mpx "
+                          "(fewer times or takes, or a smaller size)")
 
 
 def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu", batch: int = 16,
@@ -279,8 +292,7 @@ def contact_sheet(portrait: Portrait, takes: list[Take], times: list[float], siz
     """
     from PIL import Image, ImageDraw
 
-    if not takes or not times:
-        raise RenderError("a contact sheet needs at least one take and one time")
+    check_contact_sheet(len(takes), times, size)
     labels = list(labels) if labels else [t.meta.get("name", f"take {i}") for i, t in enumerate(takes)]
     head, gutter = 18, 52
     sheet = Image.new("RGB", (gutter + len(takes) * size, head + len(times) * size), (24, 24, 24))
@@ -288,8 +300,6 @@ def contact_sheet(portrait: Portrait, takes: list[Take], times: list[float], siz
     for c, take in enumerate(takes):
         draw.text((gutter + c * size + 4, 3), str(labels[c])[: size // 7], fill=(230, 230, 230))
         for r, t in enumerate(times):
-            if t < 0:
-                raise RenderError(f"time {t} s is negative")
             i = min(int(round(t * take.fps)), take.frames - 1)
             frame = next(render_frames(portrait, take, size, device=device, batch=1, basis=basis,
                                        start=i, stop=i + 1))
@@ -316,29 +326,26 @@ def _counted(frames, progress):
 
 
 class _PngWriter:
-    """Writes frames as frame_00000.png ... into a temp folder, moved into place when complete."""
+    """Writes frames as frame_00000.png ... into a temp folder that replaces the folder as a whole
+    when complete (blender_addon.core.files.replace_dir): never old frames beyond a new take's end."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise RenderError(f"{self.folder} exists and is not a folder; choose another --frames-dir")
+        if self.folder.is_dir():
+            other = sorted(p.name for p in self.folder.iterdir() if not p.match("frame_*.png"))
+            if other:
+                raise RenderError(f"frames folder {self.folder} holds other files ({', '.join(other[:3])}); "
+                                  "give an empty folder or one of earlier frames")
 
     def tee(self, frames):
         from PIL import Image
 
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}-", dir=self.folder.parent))
-        try:
+        with replace_dir(self.folder) as tmp:
             for i, f in enumerate(frames):
                 Image.fromarray(f).save(tmp / f"frame_{i:05d}.png", compress_level=1)
                 yield f
-            self.folder.mkdir(exist_ok=True)
-            for old in self.folder.glob("frame_*.png"):
-                old.unlink()
-            for new in sorted(tmp.iterdir()):
-                os.replace(new, self.folder / new.name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = ["Portrait", "RenderError", "contact_sheet", "load_image", "render_frames", "render_video", "save_png"]

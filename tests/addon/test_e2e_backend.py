@@ -70,7 +70,9 @@ def test_generate_streams_takes_into_actions(server, scene, tmp_path):
     assert len(sound) == 1 and compat.strip_range(sound[0])[0] == 10
     # selecting the second take makes the face play it
     s.active_take = 1
-    assert bpy.context.scene.osmnet.target.data.shape_keys.animation_data.action == s.takes[1].action
+    import rig
+
+    assert rig.playing(bpy.context.scene.osmnet.target.data.shape_keys)[0] == s.takes[1].action
 
 
 def runtime_values(item):
@@ -99,12 +101,17 @@ def test_same_seed_gives_the_same_take_and_reroll_changes_only_the_range(server,
     assert bpy.ops.osmnet.reroll() == {'FINISHED'}
     assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
     rerolled = s.takes[-1]
-    assert rerolled.state == 'READY' and "re-roll" in rerolled.name
+    assert rerolled.state == 'READY' and rerolled.name.endswith("re-roll 11-30")  # scene frames
+    assert s.reroll_seed == 2  # the next re-roll gets another seed
     new = runtime_values(rerolled)
     assert new.shape == first.shape
     assert not np.allclose(new[10:30], first[10:30])
     np.testing.assert_allclose(new[:5], first[:5], atol=1e-4)
     np.testing.assert_allclose(new[35:], first[35:], atol=1e-4)
+    base = s.takes[0].name
+    assert bpy.ops.osmnet.reroll_accept() == {'FINISHED'}  # the re-rolled frames go into the take
+    assert [t.name for t in s.takes] == [base, s.takes[1].name] and s.takes[s.active_take].name == base
+    np.testing.assert_allclose(runtime_values(s.takes[0]), new, atol=1e-6)
 
 
 def test_wrong_address_is_reported_without_hanging(scene, tmp_path):
@@ -235,3 +242,81 @@ def test_cancel_stops_the_job_on_the_backend_and_keeps_what_arrived(server, scen
     assert ui_support.drain_until(lambda: not runtime._state.jobs, 20)
     assert st.level == 'INFO' and "Connected" in st.text, st.text
     assert server.p.poll() is None
+
+
+def test_a_manual_route_is_what_generate_keys(server, tmp_path):
+    import rig
+
+    scene = ui_support.addon_scene()
+    face = rig.make_mesh("Cartoon", ["mouthOpen", "browsUp"])
+    scene.osmnet.target = face
+    row = next(r for r in scene.osmnet.mapping.rows if r.channel == "jawOpen")
+    row.key = "mouthOpen"
+    _prefs().backend_address = server.address
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=2.0))
+    s.takes_count, s.timing = 1, 'SCENE'
+    try:
+        assert bpy.ops.osmnet.generate() == {'FINISHED'}
+        assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+    finally:
+        runtime.cancel()
+        runtime.close_client()
+    values = runtime_values(s.takes[0])[:, list(takes.ALL_CHANNELS).index("jawOpen")]
+    action, slot = rig.playing(face.data.shape_keys)
+    fc = compat.fcurve_collection(action, slot).find('key_blocks["mouthOpen"].value')
+    assert fc is not None and len(fc.keyframe_points) == s.takes[0].frames
+    got = np.array([k.co.y for k in fc.keyframe_points])
+    np.testing.assert_allclose(got, np.clip(values, 0, 1), atol=1e-5)
+
+
+def test_on_a_body_rig_generate_swap_reroll_accept_and_bake_keep_the_artists_animation(server, tmp_path):
+    """The real backend's takes over a rig with keyed spine/arm and a hand-keyed shape key."""
+    import rig
+
+    scene = ui_support.addon_scene(fps=25)
+    scene.frame_start = 1
+    arm, face = rig.make_body_rig()
+    scene.osmnet.target = arm
+    artist = {n: rig.dump_action(bpy.data.actions[n]) for n in ("BodyAnim", "FaceAnim")}
+    frames = (1, 12, 30, 44, 60)
+
+    def body():
+        out = []
+        for f in frames:
+            scene.frame_set(f)
+            out.append((arm.pose.bones["spine"].rotation_euler.y, arm.pose.bones["upper_arm.L"].rotation_euler.x,
+                        face.data.shape_keys.key_blocks["Smile"].value))
+        return np.array(out)
+
+    pose = body()
+    _prefs().backend_address = server.address
+    s = scene.osmnet
+    s.audio_path = str(ui_support.write_wav(tmp_path / "speech.wav", seconds=2.4))
+    s.takes_count, s.seed, s.timing = 2, 5, 'SCENE'
+    try:
+        assert bpy.ops.osmnet.generate() == {'FINISHED'}
+        assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        s.active_take = 1
+        assert rig.playing_take(arm) == rig.playing_take(face.data.shape_keys) == s.takes[1].name
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        scene.use_preview_range = True
+        scene.frame_preview_start, scene.frame_preview_end = 11, 40
+        s.reroll_what = 'BOTH'
+        assert bpy.ops.osmnet.reroll() == {'FINISHED'}
+        assert ui_support.drain_until(_job_ended, 120), bpy.context.window_manager.osmnet_status.text
+        assert s.takes[-1].name.endswith("re-roll 11-40")
+        np.testing.assert_allclose(body(), pose, atol=1e-6)
+        assert bpy.ops.osmnet.reroll_accept() == {'FINISHED'}
+        assert {n: rig.dump_action(bpy.data.actions[n]) for n in artist} == artist
+        assert bpy.ops.osmnet.take_bake() == {'FINISHED'}
+    finally:
+        runtime.cancel()
+        runtime.close_client()
+    np.testing.assert_allclose(body(), pose, atol=1e-6)
+    after = rig.dump_action(bpy.data.actions["BodyAnim"])
+    assert [c for c in after if "pose.bones[\"head\"]" not in c[0]] == artist["BodyAnim"]
+    smile = 'key_blocks["Smile"].value'
+    assert [c for c in rig.dump_action(bpy.data.actions["FaceAnim"]) if c[0] == smile] == \
+        [c for c in artist["FaceAnim"] if c[0] == smile]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import bpy
+import rig
 from blender_addon import compat, keyframes as kf, preview_head as ph
 from blender_addon.core.mapping import auto_mapping
 from blender_addon.core.take import ALL_CHANNELS, Take
@@ -22,7 +23,7 @@ def head():
 
 
 def _keys(id_, path, index=0):
-    action, slot = compat.active_action(id_)
+    action, slot = rig.playing(id_)
     fc = compat.fcurve_collection(action, slot, create=False).find(path, index=index)
     co = np.empty(2 * len(fc.keyframe_points), np.float32)
     fc.keyframe_points.foreach_get("co", co)
@@ -44,7 +45,7 @@ def test_generated_takes_become_separate_actions_that_swap(head, generated_take_
         want = np.interp(np.arange(n) / rate, np.arange(take.frames) / take.fps, take.channels["jawOpen"])
         assert len(frames) == n
         np.testing.assert_allclose(values, np.clip(want, 0, 1), atol=1e-6)
-        assert compat.active_action(arm)[0].get("osmnet_take") == f"Take {i + 1}"
+        assert rig.playing_take(arm) == f"Take {i + 1}"
 
 
 def test_a_generated_reroll_merges_into_its_take(head, generated_take_paths):

@@ -1,5 +1,5 @@
-"""A real tracked take on a test rig: keys follow the take at any scene frame rate, takes swap by
-changing only the active Action, an artist's own Action is never touched, re-roll and streaming."""
+"""A real tracked take on a test rig: keys follow the take at any scene frame rate, takes play as
+NLA layers and swap by muting, an artist's own Action is never touched, re-roll and streaming."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +13,8 @@ from blender_addon.core.take import ALL_CHANNELS, Take
 
 
 def keys(id_, data_path, index=0):
-    """(frames, values) of the curve playing on id_ now."""
-    action, slot = compat.active_action(id_)
+    """(frames, values) of the take curve playing on id_ now."""
+    action, slot = rig.playing(id_)
     fc = compat.fcurve_collection(action, slot, create=False).find(data_path, index=index)
     assert fc is not None, f"{id_.name} has no curve {data_path}[{index}]"
     co = np.empty(2 * len(fc.keyframe_points), np.float32)
@@ -96,11 +96,11 @@ def test_signed_axes_turn_the_bone_the_other_way(tracked_take):
 
 
 def _snapshot(ids):
-    return [(id_.name, *(a.name if a else None for a in [compat.active_action(id_)[0]]),
-             getattr(compat.active_action(id_)[1], "identifier", None)) for id_ in ids]
+    """Per data-block: its active Action and the take layer that plays."""
+    return [(id_.name, getattr(compat.active_action(id_)[0], "name", None), rig.playing_take(id_)) for id_ in ids]
 
 
-def test_swapping_takes_changes_only_the_active_action(tracked_take, scene_rig):
+def test_swapping_takes_mutes_one_layer_and_plays_the_other(tracked_take, scene_rig):
     scene, arm, face, teeth, mapping = scene_rig
     a = kf.bake_take(tracked_take, mapping, scene, "Take A")
     b = kf.bake_take(reversed_take(tracked_take), mapping, scene, "Take B")
@@ -116,8 +116,8 @@ def test_swapping_takes_changes_only_the_active_action(tracked_take, scene_rig):
     kf.activate_take("Take B")
     scene.frame_set(20)
     playing_b = _snapshot(ids)
-    assert [p[0] for p in playing_a] == [p[0] for p in playing_b]
-    assert all(pa[1] != pb[1] or (pa[2] != pb[2]) for pa, pb in zip(playing_a, playing_b))
+    assert [p[2] for p in playing_a] == ["Take A"] * 3 and [p[2] for p in playing_b] == ["Take B"] * 3
+    assert [p[1] for p in playing_a] == [p[1] for p in playing_b] == [None] * 3  # no Action was assigned
     assert face.data.shape_keys.key_blocks["ARKit_jawOpen"].value != pytest.approx(jaw_a)
     after = {act.name: [tuple(k.co) for fc in compat.iter_fcurves(act) for k in fc.keyframe_points]
              for act in bpy.data.actions}
@@ -141,7 +141,7 @@ def _dump(action):
             for fc in compat.iter_fcurves(action)]
 
 
-def test_an_artists_existing_action_is_untouched_and_survives_save_and_reload(tracked_take, scene_rig, tmp_path):
+def test_an_artists_existing_action_keeps_playing_untouched_and_survives_save_and_reload(tracked_take, scene_rig, tmp_path):
     scene, arm, face, teeth, mapping = scene_rig
     key = face.data.shape_keys
     artist = _artist_action(key, 'key_blocks["Smile"].value')
@@ -150,16 +150,21 @@ def test_an_artists_existing_action_is_untouched_and_survives_save_and_reload(tr
     kf.bake_take(tracked_take, mapping, scene, "Take A")
     kf.bake_take(reversed_take(tracked_take), mapping, scene, "Take B")
     kf.activate_take("Take A")
-    assert compat.active_action(key)[0] != artist
+    assert compat.active_action(key)[0] == artist and rig.playing_take(key) == "Take A"
+    scene.frame_set(12)  # the artist's Smile key and the take's jaw both play
+    assert key.key_blocks["Smile"].value == pytest.approx(0.7, abs=1e-5)
+    assert key.key_blocks["ARKit_jawOpen"].value == pytest.approx(
+        np.clip(expected(tracked_take, "jawOpen", 24, 12)[11], 0, 1), abs=1e-4)
     path = tmp_path / "rig.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
-    artist = bpy.data.actions["ArtistAnim"]  # still there although nothing plays it
+    artist = bpy.data.actions["ArtistAnim"]
     assert _dump(artist) == before and not artist.use_fake_user and artist.name == "ArtistAnim"
     assert set(kf.list_takes()) == {"Take A", "Take B"}
     key = bpy.data.objects["Face"].data.shape_keys
-    kf.delete_take("Take A")  # it was playing: the artist's action comes back
-    assert compat.active_action(key)[0] == artist
+    assert rig.playing_take(key) == "Take A"
+    kf.delete_take("Take A")
+    assert compat.active_action(key)[0] == artist and rig.playing_take(key) is None
     assert _dump(artist) == before and artist.users == users_before
     assert kf.list_takes() == ["Take B"]
 
@@ -262,7 +267,7 @@ def test_gain_offset_and_disabled_channels_reach_the_keys(tracked_take, scene_ri
     kf.bake_take(tracked_take, mapping, scene, "Take", start_frame=1)
     _, v = keys(teeth.data.shape_keys, 'key_blocks["JawOpen"].value')
     np.testing.assert_allclose(v, np.clip(0.5 * tracked_take.channels["jawOpen"] + 0.1, 0, 1), atol=1e-6)
-    action, slot = compat.active_action(teeth.data.shape_keys)
+    action, slot = rig.playing(teeth.data.shape_keys)
     assert compat.fcurve_collection(action, slot).find('key_blocks["mouthClose"].value') is None
 
 
@@ -316,7 +321,8 @@ def test_renaming_a_take_renames_its_actions_and_keeps_it_playable(tracked_take,
     assert kf.list_takes() == ["Calm", "Take B"]
     assert all(a.name.startswith("Calm") for a in bpy.data.actions if a.get("osmnet_take") == "Calm")
     kf.activate_take("Calm")
-    assert compat.active_action(arm)[0].get("osmnet_take") == "Calm"
+    assert rig.playing_take(arm) == "Calm"
+    assert [t.name for t in arm.animation_data.nla_tracks] == ["OSM-Net | Calm", "OSM-Net | Take B"]
     for bad, match in (("Take B", "already"), ("", "needs a name")):
         with pytest.raises(kf.TakeApplyError, match=match):
             kf.rename_take("Calm", bad)

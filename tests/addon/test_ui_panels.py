@@ -28,10 +28,16 @@ class CheckingLayout:
         assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
         self.log.append(("prop", name))
 
+    def prop_search(self, data, name, search_data, search_name, **kw):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        assert search_name in search_data.bl_rna.properties, f"{type(search_data).__name__} has no {search_name!r}"
+        self.log.append(("prop", name))
+
     def operator(self, idname, **kw):
         mod, op = idname.split(".")
         assert op in dir(getattr(bpy.ops, mod)), f"no operator {idname}"
         self.log.append(("operator", idname))
+        return _OperatorProps(idname)
 
     def label(self, text="", icon='NONE', **kw):
         if icon != 'NONE':
@@ -51,10 +57,21 @@ class CheckingLayout:
         pass
 
 
+class _OperatorProps:
+    """What layout.operator() returns: setting an unknown operator property fails like in Blender."""
+
+    def __init__(self, idname):
+        mod, op = idname.split(".")
+        object.__setattr__(self, "_rna", getattr(getattr(bpy.ops, mod), op).get_rna_type())
+
+    def __setattr__(self, name, value):
+        assert name in self._rna.properties, f"{self._rna.identifier} has no property {name!r}"
+
+
 def _draw_all(context):
     log = []
     for cls in (panels.OSMNET_PT_main, panels.OSMNET_PT_backend, panels.OSMNET_PT_generate,
-                panels.OSMNET_PT_takes, panels.OSMNET_PT_output):
+                panels.OSMNET_PT_takes, panels.OSMNET_PT_output, panels.OSMNET_PT_mapping, panels.OSMNET_PT_head):
         cls.draw(_PanelSelf(log), context)
     return log
 

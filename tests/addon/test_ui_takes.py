@@ -24,8 +24,10 @@ def _take_file(path, frames=50, fps=25.0, jaw=None):
 
 
 def _shape_key_action(obj):
-    ad = obj.data.shape_keys.animation_data
-    return ad.action if ad else None
+    """The take Action playing on the mesh's shape keys (its unmuted take layer)."""
+    import rig
+
+    return rig.playing(obj.data.shape_keys)[0]
 
 
 def _jaw_values(obj, frames):
