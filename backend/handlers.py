@@ -89,6 +89,7 @@ def check_generate(msg: Message, local: bool, limits) -> tuple[dict, bool]:
         "intensity": P.field_float(c, "intensity", 1.0, 0.0, 10.0),
         "fps": P.field_float(c, "fps", 25.0, 1.0, 240.0),
         "reroll": None,
+        "what": P.field_choice(c, "what", P.REROLL_WHAT, "both"),
         "base": None,
         "max_audio_seconds": limits.max_audio_seconds,  # file audio is only measured once decoded
     }

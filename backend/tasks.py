@@ -132,11 +132,10 @@ def run_generate(engine, spec, buffers, cancelled, progress) -> str:
         progress.alive()
         return cancelled.is_set()
 
-    # "what" (which part a re-roll regenerates) reaches the model once the request carries it
-    extra = {"what": spec["what"]} if "what" in spec else {}
     stream = engine.stream((wave, sr), takes=takes, seed=spec["seed"], diversity=spec["diversity"],
                            intensity=spec["intensity"], fps=fps, base=base,
-                           reroll=tuple(spec["reroll"]) if spec["reroll"] else None, should_stop=should_stop, **extra)
+                           reroll=tuple(spec["reroll"]) if spec["reroll"] else None,
+                           what=spec.get("what", "both"), should_stop=should_stop)
     produced = 0
     try:
         for chunk in stream:

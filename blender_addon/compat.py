@@ -22,7 +22,7 @@ Public API
     assign_action(id_, action, slot=None) / active_action(id_) -> (action, slot)
     set_strip_slot(nla_strip, slot) / strip_slot(nla_strip)   the slot of its Action an NLA strip plays
     sequencer_strips(scene) ; all_strips(scene) ; strip_range(strip) ; strip_span(strip)
-    strip_content_start(strip)
+    strip_content_start(strip) ; set_strip_range(strip, first, end)
     new_sound_strip(scene, name, path, channel, frame_start)
     new_image_strip(scene, name, path, channel, frame_start)
     eevee_engine() -> str ; set_eevee(scene)
@@ -167,6 +167,14 @@ def strip_span(strip) -> tuple:
 def strip_content_start(strip) -> float:
     """Timeline frame where the strip's content begins (`content_start` 5.2+, `frame_start` before)."""
     return strip.content_start if "content_start" in strip.bl_rna.properties else strip.frame_start
+
+
+def set_strip_range(strip, first: int, end: int):
+    """Trim a strip to play timeline frames [first, end) (`left/right_handle` 5.2+, `frame_final_*` before)."""
+    if "left_handle" in strip.bl_rna.properties:
+        strip.left_handle, strip.right_handle = first, end
+    else:
+        strip.frame_final_start, strip.frame_final_end = first, end
 
 
 def new_sound_strip(scene, name: str, filepath: str, channel: int = 1, frame_start: int = 1):

@@ -8,12 +8,15 @@ background mode) only starts the job; the caller or a bpy.app timer drains it.
 """
 from __future__ import annotations
 
+import time
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import localserver, rigmap, runtime, strips, takes
+from . import localserver, preview, rigmap, runtime, strips, takes
 from .core.errors import UserInputError
+from .properties import addon_prefs
 
 
 def _explain(cls, message):
@@ -137,12 +140,46 @@ class OSMNET_OT_backend_check(_JobOperator, bpy.types.Operator):
     def start(self, context):
         return runtime.start_hello(context)
 
+    def _still_starting(self, context):
+        """The local backend is loading its model: say so (it connects by itself when ready)."""
+        text = localserver.starting_text()
+        runtime.set_status(text, "INFO", context)
+        self.report({'INFO'}, text)
+        return {'FINISHED'}
+
+    def execute(self, context):
+        return self._still_starting(context) if localserver.starting() else super().execute(context)
+
+    def invoke(self, context, event):
+        return self._still_starting(context) if localserver.starting() else super().invoke(context, event)
+
+
+class OSMNET_OT_backend_find_python(bpy.types.Operator):
+    """Look for the Python of an environment with osmnet installed (the `osmnet` command on PATH,
+the active virtual or conda environment) and put it in Backend Python"""
+    bl_idname = "osmnet.backend_find_python"
+    bl_label = "Find Backend Python"
+
+    def execute(self, context):
+        prefs = addon_prefs(context)
+        found = localserver.guess_backend_python()
+        if found is None:
+            self.report({'ERROR'}, "No Python with osmnet found (no `osmnet` command on PATH, no active "
+                                   "environment); set Backend Python by hand")
+            return {'CANCELLED'}
+        if prefs is not None:
+            prefs.backend_python = found[0]
+        self.report({'INFO'}, f"Backend Python: {found[0]} (from {found[1]})")
+        return {'FINISHED'}
+
 
 # ------------------------------------------------------------------ generate
 
 def _generate_problem(context):
     if runtime.busy():
         return "A job is running; wait for it or press Esc to cancel"
+    if localserver.starting():
+        return "The local backend is still loading its model; wait until the status line says it is ready"
     return takes.target_problem(_settings(context).target) or strips.audio_source_problem(context)
 
 
@@ -318,6 +355,7 @@ class OSMNET_OT_render_frames(_JobOperator, bpy.types.Operator):
 image strip in the sequencer, in sync with the sound"""
     bl_idname = "osmnet.render_frames"
     bl_label = "Render 2D Frames"
+    bl_options = {'REGISTER', 'UNDO'}  # adds the frames scene and its strips
 
     @classmethod
     def poll(cls, context):
@@ -333,22 +371,82 @@ image strip in the sequencer, in sync with the sound"""
 
 
 class OSMNET_OT_render_preview(bpy.types.Operator):
-    """Render the scene (Workbench) with the sound into one mp4 file"""
+    """Render the scene with the sound into one mp4: a fast playblast, or the scene's render engine"""
     bl_idname = "osmnet.render_preview"
     bl_label = "Render Preview"
 
+    _timer = None
+    _job = None
+
     @classmethod
     def poll(cls, context):
-        return _explain(cls, "A job is running; wait for it to finish" if runtime.busy() else
-                        (None if context.scene.camera else "The scene needs a camera"))
+        if runtime.busy() or context.window_manager.osmnet_status.busy:
+            return _explain(cls, "A job is running; wait for it to finish")
+        return _explain(cls, None if context.scene.camera else "The scene needs a camera")
 
-    def execute(self, context):
+    def _begin(self, context):
+        s = _settings(context)
+        self._job = preview.PreviewRender(context, s.preview_mode, s.preview_percentage, s.preview_frame_step)
+        st = context.window_manager.osmnet_status
+        st.busy, st.job, st.progress = True, "Rendering preview", 0.0
+        runtime.set_status(self._job.status(), "INFO", context)
+
+    def _end(self, context, level, message):
+        st = context.window_manager.osmnet_status
+        st.busy, st.job, st.progress = runtime.busy(), "", 0.0
+        runtime.set_status(message, level, context)
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _redraw(context)
+        self.report({level}, message)
+
+    def _done_message(self, path):
+        took = preview.format_eta(time.monotonic() - self._job.started)
+        note = f" ({self._job.note})" if self._job.note else ""
+        return f"Wrote {path} in {took}{note}"
+
+    def execute(self, context):  # scripts and background mode: every frame now
         try:
-            path = strips.render_preview(context)
+            self._begin(context)
+            path = self._job.run()
         except UserInputError as e:
-            self.report({'ERROR'}, str(e))
+            self._end(context, 'ERROR', str(e))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Wrote {path}")
+        self._end(context, 'INFO', self._done_message(path))
+        return {'FINISHED'}
+
+    def invoke(self, context, event):  # the UI: one frame per timer tick, progress and ETA, Esc cancels
+        try:
+            self._begin(context)
+        except UserInputError as e:
+            self._end(context, 'ERROR', str(e))
+            return {'CANCELLED'}
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type == 'ESC':
+            self._job.cancel()
+            self._end(context, 'WARNING', "Preview cancelled")
+            return {'CANCELLED'}
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        try:
+            more = self._job.step()
+            if more:
+                st = context.window_manager.osmnet_status
+                st.progress = self._job.progress
+                runtime.set_status(self._job.status(), "INFO", context)
+                _redraw(context)
+                return {'RUNNING_MODAL'}
+            path = self._job.finish()
+        except UserInputError as e:
+            self._job.cancel()
+            self._end(context, 'ERROR', str(e))
+            return {'CANCELLED'}
+        self._end(context, 'INFO', self._done_message(path))
         return {'FINISHED'}
 
 
@@ -367,7 +465,7 @@ class OSMNET_OT_take_restore(bpy.types.Operator):
     def execute(self, context):
         try:
             takes.restore_my_animation(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, "Only your own animation plays now; select a take to play it again")
@@ -389,7 +487,7 @@ class OSMNET_OT_reroll_accept(bpy.types.Operator):
     def execute(self, context):
         try:
             name = takes.accept_reroll(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Accepted the re-roll into {name}")
@@ -417,7 +515,7 @@ the take is muted afterwards so it does not play twice"""
         tol = self.tolerance if self.tolerance >= 0 else _settings(context).bake_tolerance
         try:
             report = takes.bake_active(context, tol)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, report.summary())
@@ -475,7 +573,7 @@ range (or at the current frame) is subtracted from then on"""
     def execute(self, context):
         try:
             n = takes.capture_neutral(context, self.channel, self.clear)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"{'Cleared' if self.clear else 'Captured'} the neutral of {n} channels")
@@ -492,7 +590,7 @@ class OSMNET_OT_mapping_save(bpy.types.Operator):
     def execute(self, context):
         try:
             path = takes.save_mapping(context, self.filepath)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Wrote {path}")
@@ -510,7 +608,7 @@ class OSMNET_OT_mapping_load(bpy.types.Operator):
     def execute(self, context):
         try:
             path = takes.load_mapping(context, self.filepath)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Loaded {path}")
@@ -533,7 +631,7 @@ class OSMNET_OT_takes_rekey(bpy.types.Operator):
     def execute(self, context):
         try:
             n = takes.rekey_all(context)
-        except UserError as e:
+        except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}
         self.report({'INFO'}, f"Re-keyed {n} takes")
@@ -548,7 +646,7 @@ ANIM_CLASSES = (
 
 
 CLASSES = (
-    OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check,
+    OSMNET_OT_backend_start, OSMNET_OT_backend_stop, OSMNET_OT_backend_check, OSMNET_OT_backend_find_python,
     OSMNET_OT_generate, OSMNET_OT_reroll, OSMNET_OT_cancel,
     OSMNET_OT_take_delete, OSMNET_OT_take_delete_unstarred, OSMNET_OT_take_import, OSMNET_OT_take_export,
     OSMNET_OT_preview_head, OSMNET_OT_render_frames, OSMNET_OT_render_preview,

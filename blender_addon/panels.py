@@ -5,9 +5,9 @@ import textwrap
 
 import bpy
 
-from . import rigmap, takes
+from . import localserver, rigmap, takes
 from .properties import addon_prefs
-from .strips import active_sound_strip
+from .strips import active_sound_strip, frames_scene_name
 
 _ICONS = {"INFO": 'INFO', "WARNING": 'ERROR', "ERROR": 'CANCEL'}
 
@@ -75,6 +75,11 @@ class OSMNET_PT_backend(_Sidebar, bpy.types.Panel):
             layout.label(text="Enable the add-on in Preferences to set the address", icon='INFO')
         if st.model:
             layout.label(text=f"Model: {st.model}", icon='CHECKMARK')
+        phase = localserver.phase()
+        if st.backend_running and phase == "starting":
+            layout.label(text="Local backend: starting (loading the model)", icon='SORTTIME')
+        elif st.backend_running and phase == "ready":
+            layout.label(text="Local backend: ready", icon='CHECKMARK')
         row = layout.row(align=True)
         if st.backend_running:
             row.operator("osmnet.backend_stop", icon='PAUSE')
@@ -155,10 +160,16 @@ class OSMNET_PT_output(_Sidebar, bpy.types.Panel):
         col.prop(s, "render_size")
         col.prop(s, "frames_dir")
         col.operator("osmnet.render_frames", icon='IMAGE_DATA')
+        own = bpy.data.scenes.get(frames_scene_name(context.scene))
+        if own is not None:
+            col.label(text=f"The frames play in scene \"{own.name}\"", icon='SCENE_DATA')
         layout.separator()
         col = layout.column()
         col.label(text="Scene with sound, one mp4")
         col.prop(s, "preview_path")
+        col.prop(s, "preview_mode")
+        col.prop(s, "preview_percentage")
+        col.prop(s, "preview_frame_step")
         col.operator("osmnet.render_preview", icon='RENDER_ANIMATION')
 
 

@@ -41,7 +41,8 @@ class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
     backend_python: StringProperty(
         name="Backend Python", subtype='FILE_PATH',
         description="Python interpreter of the environment with osmnet installed, "
-                    "e.g. /path/to/osmnet/.venv/bin/python")
+                    "e.g. /path/to/osmnet/.venv/bin/python. Empty: found from the `osmnet` command on PATH "
+                    "(or the active virtual/conda environment) when the backend is started")
     backend_command: StringProperty(
         name="Backend Command", default="osmnet serve",
         description="Command line that starts the backend; `--bind ADDRESS` is appended")
@@ -57,7 +58,11 @@ class OSMNET_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Local backend (started from Blender)", icon='CONSOLE')
         box.prop(self, "launcher", expand=True)
         if self.launcher == 'PYTHON':
-            box.prop(self, "backend_python")
+            row = box.row(align=True)
+            row.prop(self, "backend_python")
+            row.operator("osmnet.backend_find_python", text="", icon='VIEWZOOM')
+            if not self.backend_python:
+                box.label(text="Empty: Start Local Backend looks for the `osmnet` command on PATH", icon='INFO')
         else:
             box.prop(self, "backend_command")
 
@@ -262,6 +267,16 @@ class OSMNET_Settings(bpy.types.PropertyGroup):
                                description="Where rendered 2D frames are written")
     preview_path: StringProperty(name="Preview File", subtype='FILE_PATH', default="//osmnet_preview.mp4",
                                  description="mp4 written by Render Preview")
+    preview_mode: EnumProperty(
+        name="Preview With",
+        items=[("PLAYBLAST", "Playblast", "Draw each frame the way the viewport does (fast); without a window "
+                "(background mode) a quick Workbench render stands in"),
+               ("ENGINE", "Render Engine", "Render each frame with the scene's own engine, as F12 does (slow)")],
+        default="PLAYBLAST")
+    preview_percentage: IntProperty(name="Size", default=50, min=1, max=100, subtype='PERCENTAGE',
+                                    description="Size of the preview as a percentage of the scene's resolution")
+    preview_frame_step: IntProperty(name="Frame Step", default=1, min=1, max=10,
+                                    description="Render every Nth frame and hold it N frames (the sound stays whole)")
 
     def active(self):
         """The selected take item, or None."""

@@ -147,7 +147,7 @@ def start_reroll(context) -> str:
     diversity and what (head, face or both); the result is a new take to compare or accept."""
     problem = takes.reroll_problem(context)
     if problem:
-        raise UserError(problem)
+        raise UserInputError(problem)
     s, scene = context.scene.osmnet, context.scene
     base = s.active()
     first, end = takes.reroll_range(context, base)
@@ -211,7 +211,11 @@ def drain(context=None) -> bool:
                 _on_event(job, ev, context)
             except Exception as e:  # a bug or a deleted scene/take: end the job, keep Blender alive
                 _fail(job, f"{job.label} failed while applying results: {type(e).__name__}: {e}", context)
-    localserver.check(context)
+    if localserver.poll(context):  # the local backend just said it is listening: connect at once
+        try:
+            start_hello(context)
+        except UserInputError as e:
+            set_status(str(e), "ERROR", context)
     return bool(_state.jobs)
 
 
@@ -250,8 +254,9 @@ def _on_event(job: Job, ev, context):
             return
         message = takes.end_job(scene, job.id, failed=False) or f"{job.label}: done"
         if job.kind == "render" and scene is not None:
-            strips.place_frames(scene, _folder(job), job.received, job.start_frame, f"{job.take_name} 2D")
-            message = f"Rendered {job.received} frames of {job.take_name} into {job.folder}"
+            strip = strips.place_frames(scene, _folder(job), job.received, job.start_frame, f"{job.take_name} 2D")
+            message = (f"Rendered {job.received} frames of {job.take_name} into {job.folder}; they play in scene "
+                       f"\"{strip.id_data.name}\" (F12 here still renders the 3D scene)")
         _finish(job, "INFO", message, context)
     elif ev.type == "error":
         _fail(job, _error_text(ev.content), context)
@@ -266,6 +271,10 @@ def _error_text(content) -> str:
 
 
 def _fail(job: Job, message: str, context):
+    if job.kind == "hello" and localserver.starting():
+        # No answer because the model is still loading: not an error; drain() connects once it listens.
+        _finish(job, "INFO", localserver.starting_text(), context)
+        return
     if job.kind == "hello":
         _status(context).model = ""
     takes.end_job(bpy.data.scenes.get(job.scene), job.id, failed=True)

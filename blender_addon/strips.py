@@ -1,5 +1,6 @@
 """Sound and pictures in the scene: read the speech (file or sound strip), place it as a sound
-strip, place rendered 2D frames as an image strip, and render a preview mp4 with the sound.
+strip, and place rendered 2D frames as an image strip in their own scene (preview.py renders the
+preview mp4).
 
 Everything is aligned on scene frames: a take's frame 0 sits at its start frame, and takes are
 generated at the scene's frame rate so each take frame is one scene frame.
@@ -157,83 +158,65 @@ def frame_name(index: int) -> str:
     return f"frame_{index:05d}.png"
 
 
+def frames_scene_name(scene) -> str:
+    return f"{scene.name} 2D"
+
+
+def frames_scene(scene):
+    """The scene that shows the rendered 2D frames of `scene` ("<scene> 2D"), made on first use.
+
+    The frames live there, not in the scene's own sequencer: a scene renders its sequencer instead
+    of its 3D view as soon as the sequencer has a picture strip, so F12 would give the portrait.
+    """
+    own = bpy.data.scenes.get(frames_scene_name(scene))
+    if own is None:
+        own = bpy.data.scenes.new(frames_scene_name(scene))
+        compat.set_video_output(own, "//" + bpy.path.clean_name(own.name) + ".mp4")
+        own.view_settings.view_transform = 'Standard'  # the frames are finished pictures: show them as they are
+    own.render.fps, own.render.fps_base = scene.render.fps, scene.render.fps_base
+    own.render.use_sequencer = True
+    return own
+
+
 def place_frames(scene, folder: Path, count: int, start_frame: int, name: str):
-    """An image strip showing frame_00000.png ... at start_frame, replacing an older one of the same name."""
-    strips = compat.sequencer_strips(scene)
+    """An image strip showing frame_00000.png ... at start_frame in the frames scene (with copies of
+    the scene's sound strips, so it plays in sync), replacing an older strip of the same name."""
+    own = frames_scene(scene)
+    old = compat.sequencer_strips(scene).get(name)  # made by an older version of the add-on
+    if old is not None and old.type == 'IMAGE':
+        compat.sequencer_strips(scene).remove(old)
+    strips = compat.sequencer_strips(own)
     old = strips.get(name)
     if old is not None:
         strips.remove(old)
-    channel = _free_channel(scene, start_frame, start_frame + count, lowest=2)
-    strip = compat.new_image_strip(scene, name, str(folder / frame_name(0)), channel, start_frame)
+    channel = _free_channel(own, start_frame, start_frame + count, lowest=2)
+    strip = compat.new_image_strip(own, name, str(folder / frame_name(0)), channel, start_frame)
     for i in range(1, count):
         strip.elements.append(frame_name(i))
+    copy_sound_strips(scene, own, start_frame, start_frame + count)
+    img = bpy.data.images.load(str(folder / frame_name(0)), check_existing=False)
+    try:
+        own.render.resolution_x, own.render.resolution_y = img.size
+    finally:
+        bpy.data.images.remove(img)
+    own.render.resolution_percentage = 100
+    first, end = zip(*(compat.strip_range(st) for st in compat.sequencer_strips(own)))
+    own.frame_start, own.frame_end = int(min(first)), int(max(end)) - 1
     return strip
 
 
-# ------------------------------------------------------------------ preview mp4
-
-def render_preview(context, frame_start: int | None = None, frame_end: int | None = None) -> str:
-    """Render the 3D scene (Workbench, with sound) to the preview mp4; returns its path.
-
-    The range defaults to the selected take (or the scene range). Scene settings touched here are
-    restored afterwards; the file appears only when complete.
-    """
-    scene = context.scene
-    s = scene.osmnet
-    if scene.camera is None:
-        raise UserInputError("The scene has no camera; add one (Shift+A > Camera) and aim it at the face")
-    out = bpy.path.abspath(s.preview_path or "//osmnet_preview.mp4")
-    if out.startswith("//") or not os.path.isabs(out):
-        raise UserInputError("Save the .blend file first or give an absolute Preview File path")
-    take = s.active()
-    if frame_start is None:
-        frame_start, frame_end = ((take.start_frame, take.start_frame + take.frames - 1)
-                                  if take is not None and take.frames else (scene.frame_start, scene.frame_end))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(Path(out).with_name(f".{Path(out).stem}.partial.mp4"))
-    saved = _save_render_settings(scene)
-    try:
-        scene.render.engine = 'BLENDER_WORKBENCH'
-        scene.frame_start, scene.frame_end = frame_start, frame_end
-        scene.render.use_sequencer = False  # the 3D scene, not the image strips; sound still mixes in
-        scene.render.use_file_extension = False
-        compat.set_video_output(scene, tmp)
-        bpy.ops.render.render(animation=True)
-    finally:
-        _restore_render_settings(scene, saved)
-    if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-        raise UserInputError("Blender wrote no video; check the console for render errors")
-    os.replace(tmp, out)
-    return out
-
-
-_RENDER_KEYS = ("engine", "filepath", "use_sequencer", "use_file_extension")
-_FFMPEG_KEYS = ("format", "codec", "audio_codec")
-
-
-def _save_render_settings(scene):
-    r = scene.render
-    ims = r.image_settings
-    return {
-        "render": {k: getattr(r, k) for k in _RENDER_KEYS},
-        "ffmpeg": {k: getattr(r.ffmpeg, k) for k in _FFMPEG_KEYS},
-        "image": [(k, getattr(ims, k)) for k in ("media_type", "file_format") if hasattr(ims, k)],
-        "range": (scene.frame_start, scene.frame_end),
-    }
-
-
-def _restore_render_settings(scene, saved):
-    r = scene.render
-    for k, v in saved["render"].items():
-        setattr(r, k, v)
-    for k, v in saved["image"]:
-        try:
-            setattr(r.image_settings, k, v)
-        except (TypeError, ValueError):
-            pass
-    for k, v in saved["ffmpeg"].items():
-        try:
-            setattr(r.ffmpeg, k, v)
-        except (TypeError, ValueError):
-            pass
-    scene.frame_start, scene.frame_end = saved["range"]
+def copy_sound_strips(scene, target, first: int, end: int):
+    """Copies in `target` of the unmuted sound strips of `scene` that play between first and end,
+    at the same place with the same trim; a copy already there is not made twice."""
+    have = {(bpy.path.abspath(st.sound.filepath), compat.strip_range(st))
+            for st in compat.sequencer_strips(target) if st.type == 'SOUND' and st.sound is not None}
+    for st in list(compat.sequencer_strips(scene)):
+        if st.type != 'SOUND' or st.mute or st.sound is None:
+            continue
+        shown = compat.strip_range(st)
+        path = bpy.path.abspath(st.sound.filepath, library=st.sound.library)
+        if shown[1] <= first or shown[0] >= end or (path, shown) in have:
+            continue
+        copy = compat.new_sound_strip(target, st.name, path, st.channel, int(compat.strip_content_start(st)))
+        compat.set_strip_range(copy, *shown)
+        copy.volume = st.volume

@@ -207,3 +207,58 @@ def utterance_offset(feats: np.ndarray, enabled: bool = True, default=None) -> n
 def silence_features(fps: float) -> np.ndarray:
     """The feature frame of digital silence (what padding beyond the audio's ends looks like)."""
     return audio_features(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE, fps)[2:-2].mean(0)
+
+
+# ---- speech activity: what "silence" means for a real recording -------------------------------
+# A recording's own levels, not a fixed dBFS threshold: room noise in a radio studio sits 30-40 dB
+# above digital silence, and the mouth must rest in those pauses too.
+FLOOR_PERCENTILE, SPEECH_PERCENTILE = 10.0, 95.0
+ACTIVITY_AT = 0.4  # share of the floor -> speech range where a frame counts as half speech
+ACTIVITY_WIDTH_DB = 6.0
+HOLD_S = 0.08  # closures between syllables are not pauses
+MIN_RANGE_DB = 10.0
+DIGITAL_SILENCE_DB = -95.0
+
+
+def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 (edges repeated); sigma in frames, 0 = unchanged."""
+    x = np.asarray(x, np.float64)
+    if sigma <= 0 or len(x) == 0:
+        return x.copy()
+    r = int(math.ceil(4 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = np.concatenate([np.repeat(x[:1], r, 0), x, np.repeat(x[-1:], r, 0)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * r + 1, axis=0)
+    return win @ k
+
+
+def speech_levels(loud_db: np.ndarray) -> tuple[float, float]:
+    """(noise floor, speech level) in dB of one recording from its per-frame loudness."""
+    loud = np.asarray(loud_db, np.float64)
+    sound = loud[loud > DIGITAL_SILENCE_DB]
+    if len(sound) < 10:
+        return DIGITAL_SILENCE_DB, DIGITAL_SILENCE_DB + MIN_RANGE_DB
+    floor = float(np.percentile(loud, FLOOR_PERCENTILE))
+    speech = float(np.percentile(sound, SPEECH_PERCENTILE))
+    return floor, max(speech, floor + MIN_RANGE_DB)
+
+
+def voice_activity(loud_db: np.ndarray, fps: float = 25.0, levels=None) -> np.ndarray:
+    """(T,) float32 in [0, 1]: 1 while someone speaks, 0 in pauses, relative to the recording's
+    own noise floor (so noisy natural pauses count as pauses), held over short closures."""
+    loud = np.asarray(loud_db, np.float64)
+    floor, speech = levels or speech_levels(loud)
+    raw = np.clip((loud - (floor + ACTIVITY_AT * (speech - floor))) / ACTIVITY_WIDTH_DB + 0.5, 0.0, 1.0)
+    h = max(0, int(round(HOLD_S * fps)))
+    if h and len(raw):
+        pad = np.concatenate([np.repeat(raw[:1], h), raw, np.repeat(raw[-1:], h)])
+        raw = np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1).max(1)
+    return np.clip(gaussian_smooth(raw, 1.0), 0.0, 1.0).astype(np.float32)
+
+
+def speech_energy(loud_db: np.ndarray, levels=None) -> np.ndarray:
+    """(T,) float32 in [0, 1]: loudness between the recording's noise floor (0) and speech level (1)."""
+    loud = np.asarray(loud_db, np.float64)
+    floor, speech = levels or speech_levels(loud)
+    return np.clip((loud - floor) / (speech - floor), 0.0, 1.0).astype(np.float32)

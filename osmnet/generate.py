@@ -19,6 +19,9 @@ from osmnet.model import checkpoint as ckpt_mod
 from osmnet.model.sampler import BLOCK_CLIPS, N_CH, N_HEAD, DeviceError, FeatureArray, Sampler, smoothstep  # noqa: F401
 
 SR = SAMPLE_RATE
+# What a re-roll regenerates: the head pose, the face (variety, blinks, gaze; the lips follow the
+# same audio, so they come out the same), or both.
+REROLL_WHAT = {"head": slice(0, N_HEAD), "face": slice(N_HEAD, N_CH), "both": slice(0, N_CH)}
 
 
 class GenerateError(UserInputError):
@@ -57,7 +60,7 @@ class Generator:
     # ---- public API -----------------------------------------------------------------------
     def stream(self, audio, *, takes: int = 1, seed: int = 0, diversity: float = 1.0, intensity: float = 1.0,
                fps: float = 25.0, base: Take | None = None, reroll: tuple[int, int] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[TakeChunk]:
+               what: str = "both", should_stop: Callable[[], bool] | None = None) -> Iterator[TakeChunk]:
         """Yield TakeChunks as soon as each block exists, takes interleaved. `should_stop` (no
         arguments) is polled before every block and clip; when it returns True the stream just
         ends, so a cancelled job frees the CPU within about one clip's compute."""
@@ -72,9 +75,11 @@ class Generator:
             raise GenerateError(f"fps must be between 1 and 240, got {fps!r}")
         if (base is None) != (reroll is None):
             raise GenerateError("re-roll needs both a base take and a START:END range")
+        if what not in REROLL_WHAT:
+            raise GenerateError(f"re-roll 'what' must be one of {', '.join(REROLL_WHAT)}, got {what!r}")
         wave = audio if isinstance(audio, FeatureArray) else read_speech(audio)
         if base is not None:
-            yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps, should_stop)
+            yield from self._reroll(wave, base, reroll, takes, seed, diversity, intensity, fps, should_stop, what)
             return
         if isinstance(wave, FeatureArray):
             t_model = wave.frames
@@ -97,13 +102,15 @@ class Generator:
         fps = float(kw.get("fps", 25.0))
         for ch in self.stream(audio, **kw):
             parts.setdefault(ch.take, []).append(ch.values)
-        meta = {"generator": self.name, "seed": kw.get("seed", 0), "diversity": kw.get("diversity", 1.0),
+        meta = {"generator": self.name, "curves": "rig", "seed": kw.get("seed", 0), "diversity": kw.get("diversity", 1.0),
                 "intensity": kw.get("intensity", 1.0)}
         if kw.get("reroll") is not None:
             meta["reroll"] = list(kw["reroll"])
+            meta["reroll_what"] = kw.get("what", "both")
         return [Take.from_array(np.concatenate(parts[k]), fps, meta={**meta, "take": k}) for k in sorted(parts)]
 
-    def _reroll(self, wave, base: Take, reroll, takes, seed, diversity, intensity, fps, should_stop=None):
+    def _reroll(self, wave, base: Take, reroll, takes, seed, diversity, intensity, fps, should_stop=None,
+                what: str = "both"):
         s, e = (int(x) for x in reroll)
         base = base.resample(fps) if base.fps != fps else base
         if not (0 <= s < e <= base.frames):
@@ -128,10 +135,11 @@ class Generator:
         x = np.arange(s, e)
         w = smoothstep((x - s) / ramp) * smoothstep((e - x) / ramp)
         base_arr = base.array()
+        sel = REROLL_WHAT[what]
         for k in range(takes):
             region = np.stack([np.interp(t_m, np.arange(new.shape[1]), new[k, :, c]) for c in range(N_CH)], 1)
             out = base_arr.copy()
-            out[s:e] = base_arr[s:e] + w[:, None] * (region - base_arr[s:e])
+            out[s:e, sel] = base_arr[s:e, sel] + w[:, None] * (region[:, sel] - base_arr[s:e, sel])
             step = BLOCK_CLIPS * self.cfg.motion.clip_frames
             for a in range(0, len(out), step):
                 yield TakeChunk(k, a, out[a:a + step].astype(np.float32), float(fps), a + step >= len(out))

@@ -2,7 +2,8 @@
 # Install everything and run the whole test suite:
 #   1. the model library, backend and renderer tests in .venv (Python 3.11, CPU torch);
 #   2. the Blender add-on tests and its no-bpy core (tests/core) under bpy 4.5 (Python 3.11) and
-#      bpy 5.2 (Python 3.13): the core is the code Blender's own Python runs.
+#      bpy 5.2 (Python 3.13): the core is the code Blender's own Python runs. They include
+#      installing the built extension zip the way a user does, into bpy venvs without pyzmq.
 # Extra arguments go to every pytest run (e.g. -x, -k name). Exit code: 0 only if all runs pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ bash scripts/setup_bpy.sh || exit 1
 if [ -z "${OSMNET_FACE_LANDMARKER:-}" ] && [ -f ../shared/models/face_landmarker.task ]; then
   export OSMNET_FACE_LANDMARKER=$(cd ../shared/models && pwd)/face_landmarker.task
 fi
+# The install test (tests/addon/test_package.py) needs the no-pyzmq bpy venvs setup_bpy.sh made:
+# here a missing one is a failure, not a skip.
+export OSMNET_REQUIRE_INSTALL_TEST=1
 reports=$(mktemp -d)
 status=0
 run() {  # name python pytest-args...

@@ -15,6 +15,7 @@ import pytest
 from osmnet.audio import audio_features, loudness
 from osmnet.data.expression import ExpressionBasis
 from blender_addon.core.take import ALL_CHANNELS, ARKIT_NAMES
+from osmnet.data.phones import N_PHONES, PHONES
 
 SR, FPS = 16000, 25.0
 
@@ -74,12 +75,16 @@ def make_dataset(root, speakers: int = 5, clips_per_speaker: int = 2, seconds: f
         arrays = {"channels": ch, "landmarks": lm.astype(np.float32), "loudness": loud}
         if has_audio:
             arrays["audio"] = audio_features(wave, SR, FPS)
+            # phone labels as prepare writes them: "SIL" in the pauses, a vowel while sounding
+            arrays["phones"] = np.zeros((T, N_PHONES), np.float32)
+            arrays["phones"][np.arange(T), np.where(level > 0.3, PHONES.index("AA"), PHONES.index("SIL"))] = 1.0
             import soundfile as sf
             sf.write(root / "clips" / f"{name}.wav", wave, SR)
         np.savez(root / "clips" / f"{name}.npz", **arrays)
         index.append({"name": name, "speaker": spk, "duration": T / FPS, "frames": T, "fps": FPS,
                       "has_audio": has_audio, "stats": {}})
-    (root / "index.json").write_text(json.dumps({"clips": index}))
+    (root / "index.json").write_text(json.dumps({"format": "osmnet-dataset", "version": 2, "curves": "rig",
+                                                 "clips": index}))
     return root
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from osmnet.model import checkpoint
-from osmnet.audio import audio_features
+from osmnet.audio import audio_features, loudness
 from osmnet.cli import main
 from blender_addon.core.errors import UserInputError
 from osmnet.generate import FeatureArray, GenerateError, Generator
@@ -89,13 +89,15 @@ def test_block_features_match_whole_file_features(gen, speech):
     """Streaming computes features per block from the wave around it: same result as all at once."""
     wave, _ = speech
     from_wave = gen.generate(speech, takes=2, seed=5)
-    from_feats = gen.generate(FeatureArray(audio_features(wave, SR, 25.0)), takes=2, seed=5)
+    from_feats = gen.generate(FeatureArray(audio_features(wave, SR, 25.0), loudness(wave, SR, 25.0)), takes=2, seed=5)
     ctx = gen.cfg.audio.context + 1  # at the file ends the wave version also hears the first/last 40 ms
     last_clip = (from_wave[0].frames - 1) // gen.cfg.motion.clip_frames * gen.cfg.motion.clip_frames
     for a, b in zip(from_wave, from_feats):
         np.testing.assert_allclose(a.array()[ctx:-ctx, 6:], b.array()[ctx:-ctx, 6:], atol=1e-4)
-        # head motion: each clip hears its whole span, so only the last clip may hear the file end
-        np.testing.assert_allclose(a.array()[ctx:last_clip - ctx, :6], b.array()[ctx:last_clip - ctx, :6], atol=1e-4)
+        # head motion: each clip hears its whole span, so only the last clip may hear the file end;
+        # the energy-following re-integration carries the start's difference for ~3 / leak frames
+        h0 = ctx + int(3 / gen.cfg.motion.energy_leak)
+        np.testing.assert_allclose(a.array()[h0:last_clip - ctx, :6], b.array()[h0:last_clip - ctx, :6], atol=1e-4)
 
 
 def test_blocks_leave_no_seam_in_the_expression(gen):
@@ -104,7 +106,12 @@ def test_blocks_leave_no_seam_in_the_expression(gen):
 
     wave = speech_like(12.0, np.random.default_rng(6))
     feats = FeatureArray(audio_features(wave, SR, 25.0))
-    take = gen.generate(feats, takes=1)[0].array()
+    e = gen.cfg.expression
+    e.rest_gate, e.variety = False, 0.0  # the network's own output: no pause gate, no per-take variety
+    try:
+        take = gen.generate(feats, takes=1)[0].array()
+    finally:
+        e.rest_gate, e.variety = True, 1.0
     ctx = gen.cfg.audio.context
     x = gen.sampler.features(feats, -ctx, feats.frames + ctx, gen.sampler.utterance_offset(feats))
     with torch.inference_mode():
@@ -264,3 +271,91 @@ def test_utterance_offset_from_spread_pieces_matches_the_whole_file(tiny_checkpo
     assert np.median(np.abs(est - exact) / (spread + 1e-6)) < 0.25
     silent = g.sampler.utterance_offset(np.zeros(5 * SR, np.float32))  # silence keeps the typical offset
     np.testing.assert_allclose(silent, ck.norms["offset_default"])
+
+
+REST = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "eyeSquintLeft", "eyeSquintRight", "mouthSmileLeft",
+        "mouthSmileRight", "mouthPressLeft", "mouthPressRight", "mouthClose")
+SPEECH_WAV = "talking/styletalk_reagan_clip1.wav"
+RADIO_WAV = "audio/sadtalker_RD_Radio36_000.wav"
+
+
+def _shared(shared_data, path):
+    p = shared_data / path
+    if not p.is_file():
+        pytest.skip(f"{p} is not here (the shared real data sits beside the repository; or set OSMNET_SHARED)")
+    return p
+
+
+def test_a_silent_gap_in_real_speech_rests_every_rest_channel(default_gen, shared_data):
+    """Rig space + the speech-activity gate: in 2 s of digital silence between sentences the mouth
+    is closed and relaxed and the eyes are open (median over the gap; a blink may pass through)."""
+    from osmnet.audio import load_audio
+
+    wave = load_audio(_shared(shared_data, SPEECH_WAV))[: 12 * SR]
+    gap = np.zeros(2 * SR, np.float32)
+    takes = default_gen.generate((np.concatenate([wave[: 6 * SR], gap, wave[6 * SR:]]), SR), takes=3, seed=0)
+    for t in takes:
+        x = t.array()[150 + 5:200 - 5]  # frames 150..200 are the gap at 25 fps
+        for name in REST:
+            assert np.median(x[:, ALL_CHANNELS.index(name)]) < 0.10, name
+        assert t.channels["jawOpen"][:150].max() > 0.25  # while speaking the jaw does open
+
+
+def test_the_mouth_rests_in_the_noisy_natural_pauses_of_a_radio_recording(default_gen, shared_data):
+    from osmnet.audio import load_audio
+    from osmnet.model.evaluate import natural_pauses
+
+    wave = load_audio(_shared(shared_data, RADIO_WAV))
+    loud = loudness(wave, SR, 25.0)
+    assert loud.min() > -80  # room noise, not digital silence, in its pauses
+    x = default_gen.generate((wave, SR), takes=2, seed=0)[0].array()
+    pause = natural_pauses(loud[: len(x)])
+    assert pause.sum() >= 10
+    jaw = x[: len(pause), ALL_CHANNELS.index("jawOpen")]
+    assert np.median(jaw[pause]) < 0.10 < jaw[~pause].mean()
+
+
+@pytest.mark.parametrize("what", ["head", "face", "both"])
+def test_reroll_what_regenerates_only_what_was_asked(gen, speech, what):
+    base = gen.generate(speech, takes=1, seed=11)[0]
+    s, e = 40, 120
+    new = gen.generate(speech, takes=1, seed=12, base=base, reroll=(s, e), what=what)[0]
+    b, x = base.array(), new.array()
+    assert new.meta["reroll_what"] == what
+    np.testing.assert_array_equal(x[:s], b[:s])
+    np.testing.assert_array_equal(x[e:], b[e:])
+    head_changed = np.abs(x[s:e, :6] - b[s:e, :6]).max() > 1e-4
+    brows = [ALL_CHANNELS.index(n) for n in ALL_CHANNELS if n.startswith(("brow", "eyeLook"))]
+    face_changed = np.abs(x[s:e, brows] - b[s:e, brows]).max() > 1e-4
+    assert head_changed == (what in ("head", "both"))
+    assert face_changed == (what in ("face", "both"))
+
+
+def test_reroll_what_must_be_head_face_or_both(gen, speech):
+    base = gen.generate(speech, takes=1, seed=11)[0]
+    with pytest.raises(GenerateError, match="head, face, both"):
+        gen.generate(speech, takes=1, base=base, reroll=(0, 50), what="eyes")
+
+
+def test_cli_reroll_what_face_keeps_the_base_head(tiny_checkpoint, tmp_path, speech):
+    wav = tmp_path / "s.wav"
+    sf.write(wav, speech[0], SR)
+    assert main(["generate", str(wav), "--checkpoint", str(tiny_checkpoint), "--takes", "1", "--out",
+                 str(tmp_path / "a")]) == 0
+    base = tmp_path / "a" / "take_00.json"
+    assert main(["generate", str(wav), "--checkpoint", str(tiny_checkpoint), "--takes", "1", "--seed", "3",
+                 "--base", str(base), "--reroll", "10:90", "--what", "face", "--out", str(tmp_path / "b")]) == 0
+    a, b = Take.load(base).array(), Take.load(tmp_path / "b" / "take_00.json").array()
+    np.testing.assert_array_equal(a[:, :6], b[:, :6])
+    assert np.abs(a[10:90, 6:] - b[10:90, 6:]).max() > 1e-4
+
+
+def test_takes_differ_in_brows_and_blinks_but_not_in_the_lips(default_gen, shared_data):
+    from osmnet.audio import load_audio
+
+    wave = load_audio(_shared(shared_data, SPEECH_WAV))[: 10 * SR]
+    a, b = (t.array() for t in default_gen.generate((wave, SR), takes=2, seed=0))
+    brows = [ALL_CHANNELS.index(n) for n in ALL_CHANNELS if n.startswith("brow")]
+    assert np.sqrt(np.mean((a[:, brows] - b[:, brows]) ** 2)) > 0.01
+    lips = [ALL_CHANNELS.index(n) for n in ("jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")]
+    np.testing.assert_allclose(a[:, lips], b[:, lips], atol=1e-6)

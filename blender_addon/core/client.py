@@ -203,8 +203,8 @@ class Client:
                    "audio": self._source(audio, "audio", buffers, send_path)}
         if reroll is not None:
             content["reroll"] = [int(reroll[0]), int(reroll[1])]
-        if what is not None:  # "head" | "face" | "both": what a re-roll regenerates (the server checks it)
-            content["what"] = str(what)
+            if what is not None:  # "head" | "face" | "both": what the re-roll regenerates (the server checks it)
+                content["what"] = str(what)
         if base is not None:
             content["base"] = self._take(base, buffers)
         return content, buffers

@@ -22,6 +22,7 @@ PROTOCOL_VERSION = 1
 
 # Requests a client sends to the server (a DEALER talking to the server's ROUTER).
 REQUESTS = ("hello", "ping", "generate", "render", "cancel", "shutdown")
+REROLL_WHAT = ("head", "face", "both")  # what a generate "reroll" regenerates (the "what" field)
 # Replies and streamed events the server sends back; `ref` names the request (= the job id).
 REPLIES = ("welcome", "pong", "accepted", "started", "progress", "chunk", "take_done", "frames",
            "finished", "error", "bye")
@@ -248,6 +249,13 @@ def field_float(content: dict, name: str, default=None, lo=None, hi=None) -> flo
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ProtocolError("bad_request", f"\"{name}\" must be in [{lo}, {hi}], got {value}")
     return float(value)
+
+
+def field_choice(content: dict, name: str, choices, default):
+    value = content.get(name, default)
+    if value not in choices:
+        raise ProtocolError("bad_request", f"\"{name}\" must be one of {', '.join(choices)}, got {_short(value)}")
+    return value
 
 
 def field_buffer(msg: Message, index, name: str, dtype=None, ndim=None):

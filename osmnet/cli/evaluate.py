@@ -13,6 +13,10 @@ def add(sub):
     p.add_argument("--seed", type=c.int_in(0, c.SEED_MAX), default=0)
     p.add_argument("--json", help="also write the results here")
     c.add_force(p)
+    p.add_argument("--split", choices=("dev", "test"), default="dev",
+                   help="held-out speakers to score: dev (default) or test (report it once, at the end)")
+    p.add_argument("--pause-audio", nargs="*", default=[], metavar="AUDIO",
+                   help="real recordings whose natural pauses must rest the mouth (e.g. radio clips)")
     p.set_defaults(run=run)
 
 
@@ -20,6 +24,7 @@ def run(a):
     from osmnet.model.evaluate import evaluate, format_table
 
     c.output(a, a.json, suffixes=(".json",), flag="--json")
-    result = evaluate(a.data, a.checkpoint, takes=a.takes, seed=a.seed, out_json=a.json)
-    print(f"dev speakers: {', '.join(result['dev_speakers'])} ({result['dev_seconds']} s)")
+    result = evaluate(a.data, a.checkpoint, takes=a.takes, seed=a.seed, out_json=a.json, split=a.split,
+                      pause_audio=a.pause_audio)
+    print(f"{result['split']} speakers: {', '.join(result['dev_speakers'])} ({result['dev_seconds']} s)")
     print(format_table(result))

@@ -23,6 +23,8 @@ def add(sub):
     p.add_argument("--intensity", type=c.float_in(*c.INTENSITY), default=1.0, help="head-motion gain, 0..10 (default 1)")
     p.add_argument("--base", help="take to re-roll (with --reroll)")
     p.add_argument("--reroll", type=c.frame_range, metavar="START:END", help="frames of --base to replace")
+    p.add_argument("--what", choices=("head", "face", "both"), default="both",
+                   help="what --reroll regenerates: head pose, face (brows, eyes, blinks, gaze), or both (default)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.set_defaults(run=run)
@@ -48,13 +50,14 @@ def run(a):
     parts = {}
     with tqdm(desc="generate", unit="chunk", file=sys.stderr, leave=False) as bar:
         for ch in gen.stream(a.audio, takes=a.takes, seed=a.seed, diversity=a.diversity, intensity=a.intensity,
-                             fps=a.fps, base=base, reroll=a.reroll):
+                             fps=a.fps, base=base, reroll=a.reroll, what=a.what):
             parts.setdefault(ch.take, []).append(ch.values)
             bar.update(1)
     import numpy as np
 
-    meta = {"generator": gen.name, "audio": Path(a.audio).name, "seed": a.seed, "diversity": a.diversity,
-            "intensity": a.intensity, **({"reroll": list(a.reroll)} if a.reroll else {})}
+    meta = {"generator": gen.name, "curves": "rig", "audio": Path(a.audio).name, "seed": a.seed,
+            "diversity": a.diversity, "intensity": a.intensity,
+            **({"reroll": list(a.reroll), "reroll_what": a.what} if a.reroll else {})}
     with replace_dir(out) as tmp:  # the whole set at once: never new take_00/01 beside old take_02/03
         for k in sorted(parts):
             Take.from_array(np.concatenate(parts[k]), a.fps, meta={**meta, "take": k}).save(tmp / f"take_{k:02d}.json")

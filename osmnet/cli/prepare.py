@@ -15,6 +15,10 @@ def add(sub):
                    help=f"parallel processes, 1..{c.MAX_WORKERS} (default 2)")
     p.add_argument("--model", help="MediaPipe face_landmarker.task (default: resolved as for `osmnet track`)")
     p.add_argument("--fps", type=c.float_in(*c.FPS), default=25.0, help="frame rate of the dataset, 1..240 (default 25)")
+    p.add_argument("--phones", choices=("auto", "on", "off"), default="auto",
+                   help="pocketsphinx phone labels of English speech (training-only; default: when installed)")
+    p.add_argument("--not-english", action="append", default=[], metavar="PATTERN",
+                   help="clip names (glob, e.g. '*German*') that are not English: no phone labels; repeatable")
     p.set_defaults(run=run)
 
 
@@ -25,10 +29,13 @@ def run(a):
 
     out = c.output(a, a.out, kind="dir", owns=DATASET_FILES)
     with replace_dir(out) as tmp:  # a dataset appears whole: never clips of two runs in one index
-        index = prepare(a.inputs, tmp, workers=a.workers, model_path=a.model, fps=a.fps)
+        index = prepare(a.inputs, tmp, workers=a.workers, model_path=a.model, fps=a.fps, phones=a.phones,
+                        not_english=a.not_english)
     s = index["summary"]
     print(f"wrote {a.out}: {s['clips']} clips ({s['seconds_total']:.0f} s, {s['seconds_with_audio']:.0f} s with "
           f"speech) from {len(index['speakers'])} speakers in {s['prepare_seconds']:.0f} s; {s['failed']} failed")
+    if s.get("unreliable"):
+        print(f"unreliable mouth tracking (left out of the expression loss): {', '.join(s['unreliable'])}")
     basis = index.get("expression_basis") or {}
     if "r2_held_out" in basis:
         print(f"expression basis: R^2 {basis['r2_held_out']:.3f} on {len(basis['held_out'])} held-out clips")

@@ -15,6 +15,8 @@ def add(sub):
     p.add_argument("--fps", type=c.float_in(*c.FPS), default=25.0, help="frame rate of the take, 1..240 (default 25)")
     p.add_argument("--out", required=True, help="take file to write (.json)")
     c.add_force(p)
+    p.add_argument("--raw", action="store_true", help="keep MediaPipe's raw scores instead of rig-space "
+                   "weights (0 = this face's neutral, 1 = the full shape; docs/take-format.md)")
     p.set_defaults(run=run)
 
 
@@ -22,13 +24,15 @@ def run(a):
     from tqdm import tqdm
 
     from osmnet.media import probe_video
-    from osmnet.data.track import track_video
+    from osmnet.data.track import to_rig_space, track_video
 
     c.output(a, a.out, suffixes=(".json",))
     total = probe_video(a.video).frames
     with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, leave=False) as bar:
         tracked = track_video(a.video, audio=a.audio, model_path=a.model, fps=a.fps, progress=bar)
-    tracked.take.save(a.out)
-    take = tracked.take
+    take = tracked.take if a.raw else to_rig_space(tracked.take)
+    take.save(a.out)
+    space = ("raw MediaPipe scores (not calibrated)" if a.raw else
+             "rig-space curves (calibrated: 0 = this face's neutral, 1 = full shape)")
     print(f"wrote {a.out}: {take.frames} frames at {take.fps:g} fps ({take.duration:.2f} s), "
-          f"{tracked.lost_frames} frames without a face (interpolated)")
+          f"{tracked.lost_frames} frames without a face (interpolated); {space}")

@@ -1,7 +1,8 @@
 """A prepared dataset (`osmnet prepare`) -> normalized per-video arrays, a speaker split and
 training windows for the two branches.
 
-Split: all clips of a speaker land on one side. Dev speakers are `train.dev_speakers` when given,
+Split: all clips of a speaker land on one side. `train.test_speakers` are held out of training
+and of every choice (reported once, at the end); dev speakers are `train.dev_speakers` when given,
 otherwise those whose CRC32(name) falls under `train.dev_fraction` (stable across machines and
 runs), chosen among speakers with audio so dev metrics always exist.
 """
@@ -20,6 +21,7 @@ from blender_addon.core.take import ARKIT_NAMES, HEAD_CHANNELS
 from osmnet.data.prepare import DatasetError  # noqa: F401  (one class for every dataset problem)
 from osmnet.audio import MEL, N_MELS, SUBFRAMES
 from osmnet.audio import utterance_offset
+from osmnet.data.phones import N_PHONES
 
 N_HEAD = len(HEAD_CHANNELS)
 LEVEL_DIMS = 321  # features that move with the recording level: 4 x 80 log-mel + log-energy
@@ -29,10 +31,12 @@ LEVEL_DIMS = 321  # features that move with the recording level: 4 x 80 log-mel 
 class Video:
     name: str
     speaker: str
-    channels: np.ndarray  # (T, 58) raw, ALL_CHANNELS order
+    channels: np.ndarray  # (T, 58) rig space, ALL_CHANNELS order
     audio: np.ndarray | None  # (T, D) raw features, None for motion-only clips
     landmarks: np.ndarray | None  # (T, 468, 3) canonical, identity offset removed
     loudness: np.ndarray | None
+    phones: np.ndarray | None = None  # (T, N_PHONES) phone shares (English speech), else None
+    reliable: bool = True  # the mouth tracking agrees with the landmarks (prepare's jaw_gap_r)
 
     @property
     def frames(self) -> int:
@@ -53,6 +57,9 @@ def read_index(root: Path) -> list[dict]:
     clips = data["clips"] if isinstance(data, dict) else data
     if not clips:
         raise DatasetError(f"{index} lists no clips")
+    if isinstance(data, dict) and data.get("curves") != "rig":
+        raise DatasetError(f"{root} holds raw MediaPipe curves (dataset version {data.get('version')}); "
+                           f"rebuild it with this osmnet's `osmnet prepare` (rig-space curves)")
     return clips
 
 
@@ -77,11 +84,27 @@ def load_videos(root, basis=None) -> list[Video]:
             recon = neutral + ch[:, N_HEAD:] @ flat
             lm = (lm - (lm - recon).mean(0)).reshape(len(ch), 468, 3)
         loud = z["loudness"].astype(np.float32) if "loudness" in z.files else None
-        videos.append(Video(c["name"], str(c.get("speaker", c["name"])), ch, audio, lm, loud))
+        phones = z["phones"].astype(np.float32) if "phones" in z.files and audio is not None else None
+        videos.append(Video(c["name"], str(c.get("speaker", c["name"])), ch, audio, lm, loud, phones,
+                            bool(c.get("reliable", True))))
     return videos
 
 
+def test_videos(videos: list[Video], cfg: Config) -> list[Video]:
+    """The clips of `train.test_speakers` (never trained on, never used to choose anything)."""
+    unknown = set(cfg.train.test_speakers) - {v.speaker for v in videos if v.audio is not None}
+    if unknown:
+        raise DatasetError(f"test speakers {sorted(unknown)} have no audio clips in the dataset")
+    return [v for v in videos if v.speaker in set(cfg.train.test_speakers)]
+
+
 def split_speakers(videos: list[Video], cfg: Config) -> tuple[list[Video], list[Video]]:
+    """(train, dev); the test speakers are in neither."""
+    test = set(cfg.train.test_speakers)
+    if test & set(cfg.train.dev_speakers):
+        raise DatasetError(f"speakers {sorted(test & set(cfg.train.dev_speakers))} are both dev and test")
+    test_videos(videos, cfg)
+    videos = [v for v in videos if v.speaker not in test]
     with_audio = sorted({v.speaker for v in videos if v.audio is not None})
     if len(with_audio) < 2:
         raise DatasetError(f"the dataset has audio from {len(with_audio)} speaker(s); a speaker split needs 2 or more")
@@ -128,8 +151,10 @@ class Windows:
         level = np.zeros(cfg.audio.feature_dim, np.float32)
         level[:min(cfg.audio.feature_dim, LEVEL_DIMS)] = 1.0  # log-mel bands and log-energy (osmnet.audio)
         self.level_dir = (level / fs).astype(np.float32)
+        # Clips whose mouth tracking is unreliable teach the lips noise: out of the expression loss
+        # (their audio and head motion still train the motion branch).
         self.expr_ids = [i for i, v in enumerate(videos) if v.audio is not None and v.landmarks is not None
-                         and v.frames >= cfg.train.window]
+                         and v.frames >= cfg.train.window and (v.reliable or not cfg.expression.drop_unreliable)]
         self.motion_ids = [i for i, v in enumerate(videos) if v.frames >= cfg.motion.clip_frames
                            and (v.audio is not None or cfg.train.use_motion_only)]
 
@@ -187,7 +212,10 @@ class Windows:
         weights = np.stack([self.videos[i].channels[s:s + w, N_HEAD:] for i, s in picks])
         lm_b = np.stack([self.lm_b[i][s:s + w] for i, s in picks])
         lm_c = np.stack([self.lm_c[i][s:s + w] for i, s in picks])
-        return feats, weights, lm_b, lm_c
+        none = np.zeros((w, N_PHONES), np.float32)  # no label: masked out of the phone loss
+        phones = np.stack([self.videos[i].phones[s:s + w] if self.videos[i].phones is not None else none
+                           for i, s in picks])
+        return feats, weights, lm_b, lm_c, phones
 
     def motion_batch(self, rng, batch: int, starts=None):
         L, P = self.cfg.motion.clip_frames, self.cfg.motion.prev_frames

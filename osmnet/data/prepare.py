@@ -7,9 +7,17 @@ motion-only (no "audio" array). Audio whose length differs from the video's by m
 0.1 s fails that clip. Speech clips whose sound is clearly early or late against the tracked
 mouth get their audio shifted into sync (osmnet.data.avsync; offsets under "stats"). Failed clips are printed and listed under "failed" in index.json.
 
-Layout:  DATASET/index.json, DATASET/clips/<name>.npz (channels (T, 58) in ALL_CHANNELS order,
-landmarks (T, 478, 3) canonical cm, loudness (T,) dB, audio (T, FEATURE_DIM) when there is
-speech), DATASET/expression_basis.npz.
+Curves are stored in rig space (osmnet.data.rigspace: 0 = the face's own neutral, 1 = the full
+shape; the raw MediaPipe scores are kept as "channels_raw", the calibration under "stats").
+A clip whose tracked jawOpen does not follow its own landmark lip gap (Pearson r < MIN_JAW_GAP_R,
+e.g. a tracker fooled by a beard or lighting) is marked `"reliable": false` and left out of the
+expression loss. English speech gets phone labels (osmnet.data.phones, cached) for the training-only
+phone head and the evaluation baselines; clips matching a `not_english` pattern get none.
+
+Layout:  DATASET/index.json, DATASET/clips/<name>.npz (channels (T, 58) in ALL_CHANNELS order, rig
+space; channels_raw (T, 58) as tracked; landmarks (T, 478, 3) canonical cm, loudness (T,) dB,
+audio (T, FEATURE_DIM) when there is speech, phones (T, N_PHONES) when labelled),
+DATASET/expression_basis.npz (fitted on the rig-space weights).
 
 Speaker rule (speaker_of): the file stem split on "_"; the first token names the source
 collection and is dropped, as is HDTF's party tag "WDA"; trailing tokens that only number a
@@ -20,6 +28,7 @@ speaker. Lower-casing joins the same person across collections (mead_trump / mim
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
@@ -37,7 +46,8 @@ from osmnet.metrics import pearson
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 FORMAT = "osmnet-dataset"
-VERSION = 1
+VERSION = 2  # 2: rig-space channels, channels_raw, reliability, phones
+MIN_JAW_GAP_R = 0.5  # tracked jawOpen vs canonical inner-lip gap: below this the clip's mouth curves are unreliable
 _CLIP_TOKEN = re.compile(r"^(clip\d*|\d+s?|short)$", re.IGNORECASE)
 
 
@@ -140,19 +150,33 @@ def prepare_clip(video: Path, out_dir: Path, model_path=None, fps: float = 25.0)
     if src is not None:
         wave = check_audio_length(load_audio(src), info.duration)
     tracked = _tracker(model_path).track_video(video, fps=fps)
-    channels = tracked.take.array(ALL_CHANNELS)
+    from osmnet.data import rigspace
+
+    raw = tracked.take.array(ALL_CHANNELS)
+    channels, calib = rigspace.calibrate_channels(raw)
     T = len(channels)
-    arrays = {"channels": channels, "landmarks": tracked.landmarks_canonical.astype(np.float32)}
+    landmarks = tracked.landmarks_canonical.astype(np.float32)
+    arrays = {"channels": channels, "channels_raw": raw, "landmarks": landmarks}
     loud = None
     if wave is not None:
         feats, loud = audio_features(wave, SAMPLE_RATE, fps), loudness(wave, SAMPLE_RATE, fps)
         arrays["audio"] = _fit_length(feats, T)
         arrays["loudness"] = loud = _fit_length(loud, T)
     _save_npz(out_dir / "clips" / f"{video.stem}.npz", **arrays)
+    stats = clip_stats(channels, loud, tracked.lost_frames)
+    gap_r = jaw_gap_r(channels, landmarks)
+    stats.update({"jaw_gap_r": None if gap_r is None else round(gap_r, 4), "calibration": rigspace.summary(calib)})
     return {"name": video.stem, "speaker": speaker_of(video.stem), "source": str(video),
             "audio_source": None if src is None else str(src), "has_audio": wave is not None,
             "frames": T, "fps": fps, "duration": round(T / fps, 4), "source_fps": info.fps,
-            "stats": clip_stats(channels, loud, tracked.lost_frames)}
+            "reliable": gap_r is not None and gap_r >= MIN_JAW_GAP_R, "stats": stats}
+
+
+def jaw_gap_r(channels: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """Pearson r of the tracked jawOpen with the canonical inner-lip gap (MediaPipe vertices 13/14):
+    two views of the same mouth from one tracker; they disagree when the tracking failed."""
+    gap = np.linalg.norm(landmarks[:, 13] - landmarks[:, 14], axis=1)
+    return _corr(channels[:, ALL_CHANNELS.index("jawOpen")], gap)
 
 
 def _fit_length(a: np.ndarray, T: int) -> np.ndarray:
@@ -174,8 +198,16 @@ def _work(args):
 
 
 def prepare(inputs, out, workers: int = 2, model_path=None, fps: float = 25.0, progress: bool = True,
-            fit_basis: bool = True) -> dict:
-    """Build the dataset folder; returns the index (also written as out/index.json)."""
+            fit_basis: bool = True, phones: str = "auto", not_english=(), phone_cache=None) -> dict:
+    """Build the dataset folder; returns the index (also written as out/index.json).
+    `phones`: "auto" labels English speech when pocketsphinx is installed, "on" requires it, "off"
+    skips; `not_english`: file-name patterns (fnmatch, e.g. "*German*") of clips in other languages."""
+    from osmnet.data import phones as phones_mod
+
+    if phones not in ("auto", "on", "off"):
+        raise DatasetError(f"phones must be auto, on or off, got {phones!r}")
+    if phones == "on" and not phones_mod.available():
+        raise DatasetError("phone labels need pocketsphinx: pip install pocketsphinx (or --phones off)")
     from tqdm import tqdm
 
     from osmnet.data.assets import face_landmarker_path
@@ -211,6 +243,12 @@ def prepare(inputs, out, workers: int = 2, model_path=None, fps: float = 25.0, p
     for c in sync_clips(out, clips):
         tqdm.write(f"osmnet prepare: {c['name']}: audio out of sync by {c['stats']['av_offset']:+d} frames "
                    f"(r {c['stats']['av_lag0_r']:.2f} -> {c['stats']['av_peak_r']:.2f}); shifted", file=sys.stderr)
+    if phones == "on" or (phones == "auto" and phones_mod.available()):
+        n = label_phones(out, clips, fps, not_english, phone_cache, progress)
+        tqdm.write(f"osmnet prepare: phone labels for {n} English speech clips", file=sys.stderr)
+    elif phones == "auto":
+        tqdm.write("osmnet prepare: pocketsphinx is not installed; no phone labels "
+                   "(pip install pocketsphinx to get them)", file=sys.stderr)
     index = _index(out, clips, failed, fps, time.time() - t0)
     if fit_basis and clips:
         from osmnet.data.expression import fit_dataset_basis
@@ -239,6 +277,33 @@ def sync_clips(out: Path, clips: list) -> list:
     return shifted
 
 
+def label_phones(out: Path, clips: list, fps: float, not_english=(), cache=None, progress=True) -> int:
+    """Phone labels (osmnet.data.phones) of every English speech clip, shifted like its audio, into
+    its .npz; sets each clip's "phones" flag. Returns how many clips were labelled."""
+    from osmnet.audio import load_audio
+    from osmnet.data import phones as phones_mod
+    from osmnet.data.assets import cache_dir
+    from osmnet.data.avsync import shift_frames
+
+    cache = Path(cache) if cache else cache_dir() / "phones"
+    n = 0
+    for c in clips:
+        english = not any(fnmatch.fnmatch(c["name"], p) for p in not_english)
+        c["phones"] = False
+        if not c["has_audio"] or not english:
+            continue
+        segs = phones_mod.cached_segments(load_audio(c["audio_source"]), cache)
+        path = out / "clips" / f"{c['name']}.npz"
+        d = dict(np.load(path))
+        lab = phones_mod.frame_labels(segs, c["frames"], fps)
+        shift = c["stats"].get("av_shift", 0)
+        d["phones"] = shift_frames(lab, shift) if shift else lab
+        _save_npz(path, **d)
+        c["phones"] = True
+        n += 1
+    return n
+
+
 def _index(out: Path, clips: list, failed: list, fps: float, seconds: float) -> dict:
     from osmnet.audio import FEATURE_DIM
 
@@ -254,12 +319,13 @@ def _index(out: Path, clips: list, failed: list, fps: float, seconds: float) -> 
     for c in clips:
         speakers[c["speaker"]] = speakers.get(c["speaker"], 0) + 1
     corrs = [c["stats"]["jaw_loudness_corr"] for c in clips if c["stats"].get("jaw_loudness_corr") is not None]
-    index = {"format": FORMAT, "version": VERSION, "fps": fps, "feature_dim": FEATURE_DIM,
+    index = {"format": FORMAT, "version": VERSION, "fps": fps, "feature_dim": FEATURE_DIM, "curves": "rig",
              "channels": list(ALL_CHANNELS), "clips": clips, "failed": failed, "speakers": speakers,
              "summary": {"clips": len(clips), "failed": len(failed),
                          "seconds_total": round(sum(c["duration"] for c in clips), 2),
                          "seconds_with_audio": round(sum(c["duration"] for c in clips if c["has_audio"]), 2),
                          "jaw_loudness_corr_mean": round(float(np.mean(corrs)), 4) if corrs else None,
+                         "unreliable": sorted(c["name"] for c in clips if not c.get("reliable", True)),
                          "prepare_seconds": round(seconds, 1)}}
     if n:
         mean = feat_sum / n

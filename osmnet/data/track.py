@@ -25,7 +25,7 @@ import numpy as np
 from osmnet.data.face_mesh import load_canonical_mesh
 from osmnet.media import MediaError, iter_video_frames, probe_video
 from osmnet.audio import SAMPLE_RATE, load_audio
-from blender_addon.core.take import ARKIT_NAMES, HEAD_CHANNELS, Take
+from blender_addon.core.take import ALL_CHANNELS, ARKIT_NAMES, HEAD_CHANNELS, Take
 from blender_addon.core.errors import UserInputError
 
 N_LANDMARKS = 478
@@ -199,10 +199,23 @@ class FaceTracker:
         channels = {n: head_out[:, i] for i, n in enumerate(HEAD_CHANNELS)}
         channels.update({n: bs_out[:, i] for i, n in enumerate(ARKIT_NAMES)})
         meta = {"source": Path(path).name, "source_fps": info.fps, "source_frames": len(times),
-                "lost_frames": lost, "model": Path(self.model_path).name, "tracker": "mediapipe-face-landmarker"}
+                "lost_frames": lost, "model": Path(self.model_path).name, "tracker": "mediapipe-face-landmarker",
+                "curves": "raw"}
         if audio is not None:
             meta["audio"] = Path(audio).name
         return Tracked(Take(fps, channels, meta), canon_out, lost)
+
+
+def to_rig_space(take: Take) -> Take:
+    """A raw tracked take -> the same take in rig space (osmnet.data.rigspace; meta "curves": "rig"
+    and the calibration used under "calibration"). A take already in rig space is returned as is."""
+    from osmnet.data import rigspace
+
+    if take.meta.get("curves") == rigspace.SPACE_RIG:
+        return take
+    ch, calib = rigspace.calibrate_channels(take.array(ALL_CHANNELS))
+    meta = {**take.meta, "curves": rigspace.SPACE_RIG, "calibration": rigspace.summary(calib)}
+    return Take.from_array(ch, take.fps, meta=meta)
 
 
 def track_video(path, audio=None, model_path=None, fps: float = 25.0, progress=None) -> Tracked:

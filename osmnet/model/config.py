@@ -39,6 +39,15 @@ class ExpressionConfig:
     weight_loss: float = 1.0  # direct L1 to the tracked weights (keeps ARKit scale)
     eye_weight: float = 0.1  # blinks and gaze are sampled, not predicted from audio
     lip_corr_weight: float = 1.5  # 1 - Pearson r per window on the lip channels: follow the motion, not the mean
+    # Which channels the correlation term covers: "lip4" (jawOpen, mouthClose, mouthFunnel, mouthPucker)
+    # or "mouth8" (+ mouthLowerDown L/R, mouthStretch L/R; dev mean r over the 8: 0.19 -> 0.28).
+    lip_channels: str = "mouth8"
+    drop_unreliable: bool = True  # leave clips whose mouth tracking failed (prepare's "reliable") out
+    # Auxiliary phone head (training only, dropped from the saved model): cross-entropy weight on
+    # pocketsphinx labels. Measured: no dev gain at 0.5 (docs/model.md), so off.
+    phone_weight: float = 0.0
+    rest_gate: bool = True  # mouth, cheeks and squint go to rest where the speech activity is 0
+    variety: float = 1.0  # per-take brows, squint, smile, eye widening (eyes.FaceSampler); 0 = identical
 
 
 @dataclass
@@ -55,6 +64,12 @@ class MotionConfig:
     audio_dropout: float = 0.3  # decoder also trains without audio (motion-only clips)
     min_std: float = 0.05  # floor of the learned range, in coefficient units
     join_frames: int = 6  # frames over which a clip's start is corrected onto the previous end
+    # Head speed follows the speech energy: velocity x (energy_base + energy_gain x energy), normalized
+    # to keep the RMS velocity, re-integrated with a pull (energy_leak per frame) back to the decoded
+    # pose so the path never drifts. 0 gain = the decoder's own motion.
+    energy_base: float = 0.8
+    energy_gain: float = 0.4
+    energy_leak: float = 0.06
 
 
 @dataclass
@@ -71,6 +86,7 @@ class TrainConfig:
     select: str = "expression"  # dev loss that picks the kept weights: "expression" or "total"
     # Speakers held out for dev. Empty -> a stable hash picks about dev_fraction of them.
     dev_speakers: tuple = ()
+    test_speakers: tuple = ()  # never trained on, never used to choose anything; reported once
     dev_fraction: float = 0.2
     use_motion_only: bool = True
     freq_mask: int = 20  # up to this many adjacent mel bands hidden per window (0 = off)

@@ -1,4 +1,4 @@
-"""Spontaneous eye blinks and small gaze drift: fitted from tracked data, sampled per take.
+"""Spontaneous eye blinks, gaze drift and upper-face variety: fitted from tracked data, sampled per take.
 
 Blinks are not driven by speech, so they are not predicted from audio: the blink rate, the
 blink shape (per eye) and its amplitude come from the real tracked `eyeBlink*` curves, and
@@ -6,6 +6,16 @@ blinks are placed by a renewal process (refractory gap + exponential wait). Gaze
 AR(1) processes on the two main directions (PCA) of the 8 `eyeLook*` curves, with the
 variance and time constant measured on the data. Everything here is numpy; `fit` returns a
 plain dict stored in the checkpoint.
+
+Curves are in rig space (osmnet.data.rigspace), so an open eye is 0 and a full blink reaches 1:
+sampled blinks peak at BLINK_PEAK +- a little (the tracked peaks undersample the closure at 25 fps).
+
+Face variety (FaceSampler): brows, eye squint, smile and eye widening differ from take to take --
+a take-level offset drawn from how much these channels differ between real videos, a slow AR(1)
+drift with the within-video spread and time constant of the data, and, where the data links a
+channel to the speech (the brows rise with emphasis: median slope on the 0-1 speech energy), that
+link with a per-take strength. cheekSquint (MediaPipe never scores it) follows the smile, as on an
+ARKit capture. Lips are not touched: they come from the audio alone.
 """
 from __future__ import annotations
 
@@ -20,16 +30,30 @@ EYE_INDEX = [ALL_CHANNELS.index(n) for n in EYE_CHANNELS]
 HALF = 4  # blink template covers -HALF .. +HALF+1 frames around the peak
 REFRACTORY_S = 0.3
 FALLBACK_RATE = 0.28  # blinks/s (about 17 per minute) when the data shows none
+MAX_RATE = 0.3  # blinks/s (18 per minute): short, lively clips overstate the resting rate
+BLINK_PEAK, BLINK_SPREAD = 0.95, 0.05  # peak of a sampled blink (rig space: 1 = lids closed)
+FACE = ("browInnerUp", "browDownLeft", "browDownRight", "browOuterUpLeft", "browOuterUpRight",
+        "eyeSquintLeft", "eyeSquintRight", "mouthSmileLeft", "mouthSmileRight", "eyeWideLeft", "eyeWideRight")
+FACE_INDEX = [ALL_CHANNELS.index(n) for n in FACE]
+CHEEK_INDEX = [ALL_CHANNELS.index(n) for n in ("cheekSquintLeft", "cheekSquintRight")]
+SMILE_INDEX = [ALL_CHANNELS.index(n) for n in ("mouthSmileLeft", "mouthSmileRight")]
+CHEEK_FROM_SMILE = 0.5
+OFFSET_SHARE = 0.5  # of the between-video spread: takes of one voice differ less than two people
 
 
-def ar1(noise: np.ndarray, phi: np.ndarray, c0: np.ndarray) -> np.ndarray:
+def ar1(noise: np.ndarray, phi, c0, chunk: int = 32) -> np.ndarray:
     """y[t] = phi * y[t-1] + noise[t] per column, from y[-1] = c0 (what scipy's lfilter computes;
-    written out because importing scipy.signal costs seconds on every `osmnet generate`)."""
-    out = np.empty_like(noise, dtype=np.float64)
-    y = c0.astype(np.float64)
-    for t in range(len(noise)):
-        y = phi * y + noise[t]
-        out[t] = y
+    written out because importing scipy.signal costs seconds on every `osmnet generate`). Closed
+    form per chunk of frames, y = phi^t (c + cumsum(noise / phi^t)), so phi^-t stays small."""
+    x = np.asarray(noise, np.float64)
+    p = np.maximum(np.asarray(phi, np.float64), 0.05)
+    out = np.empty_like(x)
+    y = np.broadcast_to(np.asarray(c0, np.float64), x.shape[1:]).copy()
+    for a in range(0, len(x), chunk):
+        xs = x[a:a + chunk]
+        pw = p ** np.arange(1, len(xs) + 1).reshape((-1,) + (1,) * (x.ndim - 1))
+        out[a:a + chunk] = pw * (y + np.cumsum(xs / pw, axis=0))
+        y = out[a + len(xs) - 1]
     return out
 
 
@@ -51,8 +75,34 @@ def detect_blinks(blink: np.ndarray, threshold: float = 0.15) -> tuple[np.ndarra
     return np.asarray(peaks, int), base
 
 
-def fit(videos: list[np.ndarray], fps: float = 25.0) -> dict:
-    """Per-video (T, 58) channel arrays -> eye statistics (plain lists, JSON/torch friendly)."""
+def fit_face(videos: list[np.ndarray], loudness=None) -> dict:
+    """Per-video (T, 58) rig-space arrays (+ loudness (T,) dB or None each) -> face variety statistics."""
+    from osmnet.audio import gaussian_smooth, speech_energy
+
+    means, resid, slopes = [], [], []
+    for k, ch in enumerate(videos):
+        f = np.asarray(ch[:, FACE_INDEX], np.float64)
+        means.append(f.mean(0))
+        resid.append(f - f.mean(0))
+        loud = loudness[k] if loudness is not None else None
+        if loud is not None and len(loud) == len(f):
+            e = gaussian_smooth(speech_energy(loud), 2.0)
+            e = e - e.mean()
+            if float(e @ e) > 1e-6:
+                slopes.append((resid[-1] * e[:, None]).sum(0) / float(e @ e))
+    if not means:
+        return {}
+    r = np.concatenate(resid)
+    phi = [(q[1:] * q[:-1]).sum(0) / np.maximum((q ** 2).sum(0), 1e-9) for q in resid if len(q) > 2]
+    slope = np.median(slopes, 0) if slopes else np.zeros(len(FACE))
+    brow = np.array([n.startswith("brow") for n in FACE])
+    return {"face_channels": list(FACE), "face_between": np.std(means, 0).tolist(), "face_within": r.std(0).tolist(),
+            "face_phi": np.clip(np.mean(phi, 0), 0.0, 0.995).tolist() if phi else [0.9] * len(FACE),
+            "face_energy_slope": np.where(brow, slope, 0.0).tolist()}  # the link the data shows: the brows
+
+
+def fit(videos: list[np.ndarray], fps: float = 25.0, loudness=None) -> dict:
+    """Per-video (T, 58) channel arrays -> eye and face statistics (plain lists, JSON/torch friendly)."""
     blinks, heights, n_blinks, seconds, levels = [], [], 0, 0.0, []
     gaze_centered, gaze_means = [], []
     for ch in videos:
@@ -76,7 +126,7 @@ def fit(videos: list[np.ndarray], fps: float = 25.0) -> dict:
     else:  # a generic symmetric blink shape
         shape = np.exp(-0.5 * ((np.arange(2 * HALF + 2) - HALF) / 1.3) ** 2)
         template, amp = np.stack([shape, shape], 1), (0.5, 0.1)
-    rate = n_blinks / seconds if n_blinks else FALLBACK_RATE
+    rate = min(MAX_RATE, n_blinks / seconds) if n_blinks else FALLBACK_RATE
     g = np.concatenate(gaze_centered) if gaze_centered else np.zeros((1, len(GAZE)))
     u, s, vt = np.linalg.svd(g - g.mean(0), full_matrices=False)
     comps = vt[:2]  # (2, 8)
@@ -90,6 +140,7 @@ def fit(videos: list[np.ndarray], fps: float = 25.0) -> dict:
         "blink_level": np.mean(levels, 0).tolist() if levels else [0.1, 0.1],
         "gaze_mean": np.mean(gaze_means, 0).tolist() if gaze_means else [0.0] * len(GAZE),
         "gaze_comps": comps.tolist(), "gaze_std": np.asarray(std).tolist(), "gaze_phi": np.asarray(phi).tolist(),
+        **fit_face(videos, loudness),
     }
 
 
@@ -119,8 +170,7 @@ class EyeSampler:
             self.buf = np.concatenate([self.buf, np.zeros((n + k - len(self.buf), 2))])
         while self.next_blink < self.t + n:
             pos = int(round(self.next_blink)) - self.t
-            mean, sd = self.s["blink_amp"]
-            amp = max(0.3 * mean, self.rng.normal(mean, sd))
+            amp = float(np.clip(self.rng.normal(BLINK_PEAK, BLINK_SPREAD), 0.8, 1.0))
             lo = max(0, pos - HALF)
             self.buf[lo:pos - HALF + k] += amp * self.template[lo - (pos - HALF):]
             self.next_blink += self._interval()
@@ -133,3 +183,34 @@ class EyeSampler:
         self.c = cs[-1].copy()
         gaze = np.asarray(self.s["gaze_mean"]) + cs @ np.asarray(self.s["gaze_comps"])
         return np.clip(np.concatenate([blink, gaze], 1), 0.0, 1.0).astype(np.float32)
+
+
+class FaceSampler:
+    """Streams per-take variety for the FACE channels ((n, len(FACE)) deltas to add to the
+    expression branch's output) and the cheekSquint that follows the smile; seeded, chunk-size free."""
+
+    def __init__(self, stats: dict, rng: np.random.Generator, amount: float = 1.0):
+        self.on = amount > 0 and "face_channels" in stats and list(stats["face_channels"]) == list(FACE)
+        if not self.on:
+            return
+        self.offset_rng, self.rng = (np.random.default_rng(x) for x in rng.bit_generator.seed_seq.spawn(2))
+        between = np.asarray(stats["face_between"], np.float64)
+        self.within = np.asarray(stats["face_within"], np.float64) * amount
+        self.phi = np.asarray(stats["face_phi"], np.float64)
+        sym = self.offset_rng.normal(0.0, 1.0, len(FACE))
+        for a, b in ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10)):  # left/right mostly move together
+            sym[b] = 0.8 * sym[a] + 0.6 * sym[b]
+        self.offset = sym * between * OFFSET_SHARE * amount
+        self.link = np.asarray(stats["face_energy_slope"], np.float64) * self.offset_rng.uniform(0.5, 1.5) * amount
+        self.c = self.rng.normal(0.0, 1.0, len(FACE)) * self.within
+
+    def next(self, energy: np.ndarray) -> np.ndarray | None:
+        """(n,) speech energy in [0, 1] of the next n frames -> (n, len(FACE)) deltas, or None when off."""
+        if not self.on:
+            return None
+        n = len(energy)
+        noise = self.rng.normal(0.0, 1.0, (n, len(FACE))) * (np.sqrt(1 - self.phi ** 2) * self.within)
+        drift = ar1(noise, self.phi, self.c)
+        if n:
+            self.c = drift[-1].copy()
+        return (self.offset + drift + (np.asarray(energy, np.float64)[:, None] - 0.5) * self.link).astype(np.float32)

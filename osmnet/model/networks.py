@@ -24,6 +24,10 @@ from blender_addon.core.errors import InternalError
 N_POSE = 6
 N_ARKIT = len(ARKIT_NAMES)
 LIP = [ARKIT_NAMES.index(n) for n in ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker")]
+MOUTH8 = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthClose", "mouthLowerDownLeft", "mouthLowerDownRight",
+          "mouthStretchLeft", "mouthStretchRight")  # the mouth shapes the lip metrics average over
+LIP_CHANNELS = {"lip4": LIP, "mouth8": [ARKIT_NAMES.index(n) for n in MOUTH8]}
+TRAINING_ONLY = ("phone_head.",)  # parameters that exist only while training (never saved)
 
 
 class AudioEncoder(nn.Module):
@@ -109,7 +113,7 @@ class AudioToSpace(nn.Module):
 
 
 class OSMNet(nn.Module):
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, training_heads: bool = False):
         super().__init__()
         if cfg.audio.feature_dim <= 0:
             raise InternalError("config.audio.feature_dim must be set (from the dataset) before building the model")
@@ -119,27 +123,44 @@ class OSMNet(nn.Module):
         self.expr = nn.Sequential(nn.Conv1d(h, h, 3, padding=1), nn.GELU(), nn.Conv1d(h, N_ARKIT, 1))
         self.motion = MotionSpace(cfg)
         self.mapper = AudioToSpace(cfg)
+        if cfg.expression.lip_channels not in LIP_CHANNELS:
+            raise InternalError(f"expression.lip_channels must be one of {sorted(LIP_CHANNELS)}")
+        if training_heads and cfg.expression.phone_weight > 0:
+            from osmnet.data.phones import N_PHONES
+
+            # Auxiliary phone classifier on the audio encoding: it shapes the encoder during
+            # training and is dropped from the saved model, so generation never needs phones.
+            self.phone_head = nn.Conv1d(h, N_PHONES, 1)
 
     def expression(self, audio_hidden: torch.Tensor) -> torch.Tensor:
         """(B, H, T) -> ARKit weights (B, T, 52) in [0, 1]."""
         return torch.sigmoid(self.expr(audio_hidden)).transpose(1, 2)
 
     # ---- training losses -------------------------------------------------------------------
-    def expression_loss(self, feats, weights, lm_b, lm_c, gram, vertex_sum, channel_w):
+    def expression_loss(self, feats, weights, lm_b, lm_c, phones, gram, vertex_sum, channel_w):
         """Landmark constraint through the basis (mouth-weighted squared vertex error, as the
-        quadratic form x G x' - 2 x.b + c, see trainset.Windows.set_landmark_terms) + L1 to the
-        tracked weights."""
-        pred = self.expression(self.audio(feats))
+        quadratic form x G x' - 2 x.b + c, see dataset.Windows.set_landmark_terms) + L1 to the
+        tracked weights + lip correlation (+ the auxiliary phone cross-entropy when enabled)."""
+        hidden = self.audio(feats)
+        pred = self.expression(hidden)
         quad = ((pred @ gram) * pred).sum(-1) - 2 * (pred * lm_b).sum(-1) + lm_c
         lm_loss = quad.mean() / vertex_sum
         w_loss = ((pred - weights).abs() * channel_w).mean() / channel_w.mean()
-        p, t = pred[:, :, LIP], weights[:, :, LIP]
+        lip = LIP_CHANNELS[self.cfg.expression.lip_channels]
+        p, t = pred[:, :, lip], weights[:, :, lip]
         p, t = p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
         r = (p * t).sum(1) / ((p * p).sum(1) * (t * t).sum(1) + 1e-8).sqrt()
         corr = (1 - r).mean()
         e = self.cfg.expression
         loss = e.landmark_weight * lm_loss + e.weight_loss * w_loss + e.lip_corr_weight * corr
-        return loss, {"landmark": lm_loss.item(), "weights": w_loss.item(), "lip_corr": corr.item()}
+        logs = {"landmark": lm_loss.item(), "weights": w_loss.item(), "lip_corr": corr.item()}
+        if hasattr(self, "phone_head"):
+            labelled = phones.sum(-1) > 0  # (B, T): frames with a label
+            logp = F.log_softmax(self.phone_head(hidden), 1).transpose(1, 2)
+            ce = (-(phones * logp).sum(-1) * labelled).sum() / labelled.sum().clamp(min=1)
+            loss = loss + e.phone_weight * ce
+            logs["phone"] = ce.item()
+        return loss, logs
 
     def motion_loss(self, feats, clip, prev, has_prev, has_audio):
         """CVAE-style: reconstruct real clips through the space; KL pulls the audio range over them."""

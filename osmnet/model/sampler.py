@@ -7,7 +7,13 @@ Audio is walked in blocks of a few motion clips: each block's features are compu
 wave around it (bounded memory for long audio), the expression branch runs once per block and
 is shared by all takes, and every take samples its own point (seeded per take), decoded
 conditioned on its previous clip's end and joined with a value-and-velocity (Hermite)
-correction. Blinks and gaze drift are sampled per take.
+correction. Blinks, gaze drift and face variety are sampled per take.
+
+Around the networks, driven by the recording's own loudness (computed once for the whole file,
+cheap): the *speech activity* (osmnet.audio.voice_activity) takes mouth, cheeks and squint to rest
+in pauses -- also in the noisy pauses of a real room -- and the *speech energy* sets the head's
+speed (`follow_energy`: nods on stressed syllables, settling in pauses) and the emphasis link of
+the brows.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import torch
 
 from blender_addon.core.channels import ALL_CHANNELS, HEAD_CHANNELS
 from blender_addon.core.errors import UserInputError
-from osmnet.audio import SAMPLE_RATE, audio_features, n_frames, utterance_offset
+from osmnet.audio import (ENERGY, SAMPLE_RATE, audio_features, gaussian_smooth, loudness, n_frames, speech_energy,
+                          speech_levels, utterance_offset, voice_activity)
 from osmnet.model import checkpoint as ckpt_mod
 from osmnet.model import eyes
 
@@ -28,6 +35,9 @@ N_HEAD = len(HEAD_CHANNELS)
 BLOCK_CLIPS = 4
 MARGIN = 2  # feature frames of extra wave on each side (features see +-40 ms)
 SEGMENTS, SEG_FRAMES = 24, 10  # pieces of the file that estimate its mean feature
+# Channels that rest (0 in rig space) where nobody speaks; brows, blinks and gaze stay alive.
+GATED = [i for i, n in enumerate(ALL_CHANNELS) if n.startswith(("jaw", "mouth", "cheek", "nose", "tongue", "eyeSquint"))]
+DB_PER_LOG_ENERGY = 10.0 / np.log(10.0)  # features' natural-log energy -> dB
 
 
 class DeviceError(UserInputError):
@@ -44,6 +54,7 @@ class FeatureArray:
     """Precomputed (T, FEATURE_DIM) features standing in for a wave (dataset clips in evaluation)."""
 
     feats: np.ndarray
+    loudness: np.ndarray | None = None  # (T,) dB; None: derived from the features' log energy
 
     @property
     def frames(self) -> int:
@@ -111,6 +122,15 @@ class Sampler:
         keep = np.concatenate([np.arange(i * per + MARGIN, i * per + MARGIN + min(SEG_FRAMES, T)) for i in range(n_seg)])
         return utterance_offset(f[keep], self.cfg.audio.utterance_norm, default)
 
+    def speech_curves(self, wave) -> tuple[np.ndarray, np.ndarray]:
+        """(activity, energy), each (T,) in [0, 1] at the model's rate, for the whole recording."""
+        if isinstance(wave, FeatureArray):
+            loud = wave.loudness if wave.loudness is not None else wave.feats[:, ENERGY] * DB_PER_LOG_ENERGY
+        else:
+            loud = loudness(wave, SAMPLE_RATE, self.fps_model)
+        levels = speech_levels(loud)
+        return voice_activity(loud, self.fps_model, levels), gaussian_smooth(speech_energy(loud, levels), 1.0)
+
     def blocks(self, wave, f_start, f_end, takes, seed, diversity, intensity, prev=None, should_stop=None):
         """Yield (f0, values (takes, n, 58)) for model frames [f_start, f_end) block by block.
         Ends early (no partial block) once `should_stop()` is true; it is asked before each block
@@ -122,6 +142,12 @@ class Sampler:
         offset = self.utterance_offset(wave)
         rngs = [np.random.default_rng([seed, k, 0]) for k in range(takes)]
         eye_s = [eyes.EyeSampler(self.ckpt.eyes, np.random.default_rng([seed, k, 1])) for k in range(takes)]
+        face_s = [eyes.FaceSampler(self.ckpt.eyes, np.random.default_rng([seed, k, 2]), self.cfg.expression.variety)
+                  for k in range(takes)]
+        activity, energy = self.speech_curves(wave)
+        g = m.energy_base + m.energy_gain * energy
+        gain = g / max(1e-6, float(np.sqrt(np.mean(g ** 2)))) if len(g) else g  # RMS velocity kept
+        curves = {"activity": activity, "energy": energy, "gain": gain, "follow": None}
         if prev is None:
             prev_t = torch.zeros(takes, P, N_HEAD)
             has_prev = torch.zeros(takes)
@@ -146,16 +172,18 @@ class Sampler:
                 if stop():
                     return
                 pending = pool.submit(features, b + 1) if b + 1 < len(starts) else None
-                out = self.block(feats, f0, spans[b], f_end, takes, rngs, eye_s, diversity, intensity, state, stop)
+                out = self.block(feats, f0, spans[b], f_end, takes, rngs, (eye_s, face_s), diversity, intensity, state,
+                                 stop, curves)
                 if out is None:
                     return
                 yield out
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def block(self, feats, f0, span, f_end, takes, rngs, eye_s, diversity, intensity, state, stop):
+    def block(self, feats, f0, span, f_end, takes, rngs, samplers, diversity, intensity, state, stop, curves):
         """One block: expression once, then each clip of every take sampled, decoded and joined.
         Returns None when `stop()` turns true between clips (the caller ends the stream)."""
+        eye_s, face_s = samplers
         m = self.cfg.motion
         L, P = m.clip_frames, m.prev_frames
         prev_t, has_prev = state
@@ -180,11 +208,42 @@ class Sampler:
         n = min(span, f_end - f0)
         vals = np.empty((takes, n, N_CH), np.float32)
         vals[:, :, N_HEAD:] = expr[None, :n]
-        vals[:, :, :N_HEAD] = torch.cat(heads, 1)[:, :n].numpy() * (self.pose_std * intensity)
+        head = torch.cat(heads, 1)[:, :n].numpy().astype(np.float64)
+        vals[:, :, :N_HEAD] = follow_energy(head, curves, f0, m.energy_leak) * (self.pose_std * intensity)
+        energy = _frames(curves["energy"], f0, n)
         for k in range(takes):
             vals[k][:, eyes.EYE_INDEX] = eye_s[k].next(n)
+            face = face_s[k].next(energy)
+            if face is not None:
+                vals[k][:, eyes.FACE_INDEX] += face
+                vals[k][:, eyes.CHEEK_INDEX] = np.maximum(vals[k][:, eyes.CHEEK_INDEX],
+                                                          eyes.CHEEK_FROM_SMILE * vals[k][:, eyes.SMILE_INDEX])
+        if self.cfg.expression.rest_gate:
+            vals[:, :, GATED] *= _frames(curves["activity"], f0, n)[None, :, None]
+        np.clip(vals[:, :, N_HEAD:], 0.0, 1.0, out=vals[:, :, N_HEAD:])
         state[0], state[1] = prev_t, has_prev
         return f0, vals
+
+
+def _frames(curve: np.ndarray, f0: int, n: int) -> np.ndarray:
+    """curve[f0:f0 + n] with the edge value beyond the ends (blocks may reach past the audio)."""
+    if len(curve) == 0:
+        return np.zeros(n, np.float32)
+    return curve[np.clip(np.arange(f0, f0 + n), 0, len(curve) - 1)].astype(np.float32)
+
+
+def follow_energy(head: np.ndarray, curves: dict, f0: int, leak: float) -> np.ndarray:
+    """(takes, n, 6) decoded head poses -> the same path with its speed scaled by the speech
+    energy's gain: y[t] = y[t-1] + gain[t] (x[t] - x[t-1]) - leak (y[t-1] - x[t-1]). The pull
+    back to the decoded pose keeps the path from drifting; the state carries across blocks."""
+    gain = _frames(curves["gain"], f0, head.shape[1]).astype(np.float64)
+    prev = curves["follow"]  # (last decoded x, last output y) of the previous block, or None
+    x_prev, y_prev = (head[:, 0], head[:, 0]) if prev is None else prev
+    x_full = np.concatenate([x_prev[:, None], head], 1)
+    u = gain[None, :, None] * np.diff(x_full, axis=1) + leak * x_full[:, :-1]  # y[t] = (1 - leak) y[t-1] + u[t]
+    y = eyes.ar1(u.transpose(1, 0, 2), np.full(head.shape[2], 1.0 - leak), y_prev).transpose(1, 0, 2)
+    curves["follow"] = (head[:, -1].copy(), y[:, -1].copy())
+    return y
 
 
 def join(out: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor, frames: int) -> torch.Tensor:

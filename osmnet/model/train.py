@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from osmnet.model import calibrate, checkpoint, eyes
 from osmnet.model.config import Config, ConfigError
-from osmnet.model.networks import OSMNet
+from osmnet.model.networks import TRAINING_ONLY, OSMNet
 from blender_addon.core.take import ARKIT_NAMES
 from osmnet.data.dataset import Windows, compute_norms, load_videos, read_index, split_speakers
 from osmnet.metrics import pearson
@@ -120,10 +120,10 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
     vertex_w, channel_w = loss_weights(basis, cfg)
     tw.set_landmark_terms(basis, vertex_w)
     dw.set_landmark_terms(basis, vertex_w)
-    eye_stats = eyes.fit([v.channels for v in train_v], cfg.fps)
+    eye_stats = eyes.fit([v.channels for v in train_v], cfg.fps, [v.loudness for v in train_v])
 
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-    net = Trainable(OSMNet(cfg), tw.gram, vertex_w, channel_w).to(device)
+    net = Trainable(OSMNet(cfg, training_heads=True), tw.gram, vertex_w, channel_w).to(device)
     torch.manual_seed(cfg.train.seed * 1000 + rank)
     rng = np.random.default_rng([cfg.train.seed, rank])
     step_net = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
@@ -162,7 +162,8 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
             m["select"] = _selection_score(m, cfg)
             if best is None or m["select"] < best["select"]:
                 best = {"epoch": epoch, **m}
-                best_state = {k: v.detach().cpu().clone() for k, v in net.model.state_dict().items()}
+                best_state = {k: v.detach().cpu().clone() for k, v in net.model.state_dict().items()
+                              if not k.startswith(TRAINING_ONLY)}  # the phone head is not shipped
             with torch.no_grad():
                 for p, x in zip(params, live):
                     p.copy_(x)
@@ -171,6 +172,7 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
         "command": command, "dataset": str(data), "seed": cfg.train.seed, "world_size": world,
         "steps": total, "train_seconds": round(time.time() - t0, 1),
         "train_speakers": sorted({v.speaker for v in train_v}), "dev_speakers": sorted({v.speaker for v in dev_v}),
+        "test_speakers": sorted(cfg.train.test_speakers),
         "dev_best": best, "dev_history": history,
     }
     if world > 1:  # DDP must have kept every rank's weights identical; check rather than trust

@@ -13,7 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import ui_support  # noqa: E402
-from blender_addon import compat, localserver, runtime, takes  # noqa: E402
+from blender_addon import compat, runtime, strips, takes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -153,26 +153,6 @@ def test_backend_killed_mid_job_is_reported_and_keeps_what_arrived(server, scene
     assert kept and all(t.received < t.frames for t in kept) and all(t.action is not None for t in kept)
 
 
-def test_local_backend_started_and_stopped_from_blender(checkpoint, scene):
-    prefs = _prefs()
-    prefs.backend_address = f"tcp://127.0.0.1:{ui_support.free_port()}"
-    prefs.launcher = 'COMMAND'
-    extra = f" --checkpoint {checkpoint}" if checkpoint else ""
-    prefs.backend_command = f"{ui_support.MAIN_PYTHON} -m osmnet.cli serve{extra}"
-    prefs.timeout = 60.0  # the first hello waits while the model loads
-    assert bpy.ops.osmnet.backend_start() == {'FINISHED'}
-    try:
-        st = bpy.context.window_manager.osmnet_status
-        assert st.backend_running
-        bpy.ops.osmnet.backend_check()
-        assert ui_support.drain_until(lambda: not runtime._state.jobs, 90)
-        assert st.level == 'INFO' and "Connected" in st.text, st.text
-        assert st.model
-    finally:
-        bpy.ops.osmnet.backend_stop()
-    assert not localserver.backend_running()
-
-
 def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_path):
     portrait = ui_support.SHARED_AUDIO.parent / "faces" / "makeittalk_anne.jpg"
     if not portrait.is_file():
@@ -193,7 +173,8 @@ def test_render_2d_frames_arrive_as_an_image_strip_in_sync(server, scene, tmp_pa
     assert st.level == 'INFO' and "Rendered 20 frames" in st.text, st.text
     pngs = sorted((tmp_path / "frames").glob("*/frame_*.png"))
     assert len(pngs) == 20
-    strip = compat.sequencer_strips(scene).get(f"{s.takes[0].name} 2D")
+    own = bpy.data.scenes[strips.frames_scene_name(scene)]  # its own scene: F12 here stays 3D
+    strip = compat.sequencer_strips(own).get(f"{s.takes[0].name} 2D")
     assert strip is not None and strip.type == 'IMAGE'
     assert compat.strip_range(strip) == (4, 24)  # the same frames as the take
     img = bpy.data.images.load(str(pngs[10]))

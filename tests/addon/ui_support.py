@@ -176,8 +176,8 @@ def drain_until(predicate, timeout=60.0, step=0.02):
 
 
 def probe_media(path) -> dict:
-    """Stream durations, codecs and how much the picture changes, read with PyAV in the main venv
-    (real ffmpeg decoding)."""
+    """Stream durations, codecs, picture size, how much the picture changes and how many frames
+    differ from the one before ('distinct'), read with PyAV in the main venv (real ffmpeg decoding)."""
     code = ("import av, json, sys\n"
             "c = av.open(sys.argv[1]); out = {}\n"
             "for s in c.streams:\n"
@@ -187,6 +187,8 @@ def probe_media(path) -> dict:
             "c.seek(0); imgs = [f.to_ndarray(format='gray').astype(float) for f in c.decode(video=0)]\n"
             "out['video']['decoded'] = len(imgs)\n"
             "out['video']['motion'] = max(float(np.abs(i - imgs[0]).mean()) for i in imgs)\n"
+            "out['video']['size'] = [imgs[0].shape[1], imgs[0].shape[0]]\n"
+            "out['video']['distinct'] = 1 + sum(float(np.abs(b - a).mean()) > 0.05 for a, b in zip(imgs, imgs[1:]))\n"
             "print(json.dumps(out))")
     res = subprocess.run([str(MAIN_PYTHON), "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     if res.returncode != 0:

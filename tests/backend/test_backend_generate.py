@@ -95,6 +95,16 @@ def test_a_reroll_through_the_server_matches_the_generator(server, generator, sp
     np.testing.assert_array_equal(got[0][:10], base.array()[:10])
 
 
+def test_a_reroll_of_the_face_only_keeps_the_base_head_through_the_server(server, generator, speech_wav):
+    address, _ = server
+    base = generator.generate(str(speech_wav), takes=1, seed=1)[0]
+    with Client(address, timeout=30) as c:
+        got = assemble(c.generate(audio=str(speech_wav), takes=1, seed=9, base=base, reroll=(20, 60), what="face"))
+    want = reference(generator, str(speech_wav), takes=1, seed=9, base=base, reroll=(20, 60), what="face")
+    assert_same_take(got[0], want[0])
+    np.testing.assert_array_equal(got[0][:, :6], base.array()[:, :6])
+
+
 def test_the_first_chunk_arrives_long_before_the_audio_is_done(server):
     address, _ = server
     wave = T.speech(30.0)

@@ -34,7 +34,7 @@ class SteppedGenerator:
         self.blocks_made = 0
 
     def stream(self, audio, *, takes=1, seed=0, diversity=1.0, intensity=1.0, fps=25.0, base=None, reroll=None,
-               should_stop=None):
+               what="both", should_stop=None):
         wave, sr = audio
         frames = int(np.ceil(len(wave) / sr * fps))
         for s in range(0, frames, self.block):
@@ -141,6 +141,7 @@ def test_drain_gives_the_same_events_without_ever_blocking(server_with):
     ({"audio": {"kind": "samples", "buffer": 0, "sr": SR}, "fps": "fast"}, "bad_request", "fps"),
     ({"audio": {"kind": "samples", "buffer": 0, "sr": SR}, "reroll": [5, 2]}, "bad_request", "reroll"),
     ({"audio": {"kind": "samples", "buffer": 0, "sr": SR}, "reroll": [0, 5]}, "bad_request", "base"),
+    ({"audio": {"kind": "samples", "buffer": 0, "sr": SR}, "what": "eyes"}, "bad_request", "what"),
     ({"audio": {"kind": "samples", "buffer": 0, "sr": 7}}, "bad_request", "sr"),
     ({"audio": {"kind": "file", "buffer": 0, "name": "x.wav"}}, "bad_request", "bytes"),
 ])

@@ -80,7 +80,11 @@ def test_evaluate_on_dev_speakers_writes_a_table_with_baselines(synth_data, tiny
     out = tmp_path / "eval.json"
     r = evaluate(synth_data, tiny_checkpoint, takes=3, out_json=out, progress=False)
     t = r["table"]
-    assert set(t) == {"real", "model", "one_to_one", "static", "other_clip"}
+    assert set(t) == {"real", "model", "one_to_one", "static", "other_clip", "ridge_logmel", "ridge_logmel_phones"}
+    # the ridges are lip baselines: lip columns only, and they do hear the synthetic jaw-loudness link
+    assert t["ridge_logmel"]["lip_r"] > 0.3 and np.isnan(t["ridge_logmel"]["std_ratio"])
+    assert t["real"]["head_energy_r"] == t["real"]["head_energy_r"]  # defined on real motion
+    assert set(r["rest"]["gap_median"]) >= {"jawOpen", "eyeBlinkLeft", "mouthClose"}
     assert t["one_to_one"]["diversity"] == pytest.approx(0.0, abs=1e-6)
     assert t["model"]["diversity"] > 0.05
     assert t["static"]["std_ratio"] == 0.0 and t["real"]["std_ratio"] == pytest.approx(1.0)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from osmnet.data.phones import N_PHONES
+
 from osmnet.model import checkpoint, eyes
 from osmnet.model.config import Config, ConfigError
 from osmnet.model.networks import OSMNet
@@ -91,7 +93,7 @@ def test_losses_are_finite_and_give_gradients_to_both_branches():
     ctx, L, W = cfg.audio.context, cfg.motion.clip_frames, 20
     gram = torch.eye(52)
     le, logs = m.expression_loss(torch.randn(2, W + 2 * ctx, 11), torch.rand(2, W, 52), torch.randn(2, W, 52),
-                                 torch.rand(2, W) + 5, gram, 468.0, torch.ones(52))
+                                 torch.rand(2, W) + 5, torch.zeros(2, W, N_PHONES), gram, 468.0, torch.ones(52))
     lm, mlogs = m.motion_loss(torch.randn(4, L + 2 * ctx, 11), torch.randn(4, L, 6), torch.randn(4, 2, 6),
                               torch.tensor([1.0, 0, 1, 0]), torch.tensor([1.0, 1, 0, 0]))
     (le + lm).backward()
@@ -154,11 +156,29 @@ def test_eye_fit_finds_the_real_blink_rate_and_sampling_reproduces_it():
     rng = np.random.default_rng(0)
     stats = eyes.fit([_eye_video(1000, rng), _eye_video(600, rng)], fps=25.0)
     assert stats["blink_source"] == "data"
-    assert stats["blink_rate"] == pytest.approx(0.5, rel=0.1)  # one blink every 50 frames at 25 fps
+    # one blink every 50 frames at 25 fps, capped at the resting rate the sampler allows
+    assert stats["blink_rate"] == pytest.approx(min(0.5, eyes.MAX_RATE), rel=0.1)
     s = eyes.EyeSampler(stats, np.random.default_rng(1))
     curves = np.concatenate([s.next(n) for n in (7, 300, 1, 2192)])  # chunking must not matter
     assert curves.shape == (2500, 10) and np.all((curves >= 0) & (curves <= 1))
     peaks, _ = eyes.detect_blinks(curves[:, :2])
-    assert 0.3 < len(peaks) / 100.0 < 0.7  # 100 s sampled
+    assert 0.6 * stats["blink_rate"] < len(peaks) / 100.0 < 1.4 * stats["blink_rate"]  # 100 s sampled
+    assert np.all(curves[peaks, :2].mean(1) >= 0.8)  # rig space: every sampled blink closes the lids
     whole = eyes.EyeSampler(stats, np.random.default_rng(1)).next(2500)
     np.testing.assert_allclose(curves, whole, atol=1e-6)
+
+
+def test_the_phone_head_trains_the_encoder_only_while_training():
+    cfg = _cfg()
+    cfg.expression.phone_weight = 1.0
+    ctx, W = cfg.audio.context, 20
+    args = (torch.randn(2, W + 2 * ctx, 11), torch.rand(2, W, 52), torch.randn(2, W, 52), torch.rand(2, W) + 5)
+    phones = torch.zeros(2, W, N_PHONES)
+    phones[0, :, 3] = 1.0  # one labelled window, one without labels
+    m = OSMNet(cfg, training_heads=True)
+    loss, logs = m.expression_loss(*args, phones, torch.eye(52), 468.0, torch.ones(52))
+    loss.backward()
+    assert logs["phone"] > 0 and m.phone_head.weight.grad.abs().sum() > 0
+    assert not hasattr(OSMNet(cfg), "phone_head")  # what checkpoints build for generation
+    _, logs = OSMNet(cfg).expression_loss(*args, phones, torch.eye(52), 468.0, torch.ones(52))
+    assert "phone" not in logs

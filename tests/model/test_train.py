@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,3 +75,17 @@ def test_torchrun_two_cpu_processes_train_with_ddp(synth_data, tmp_path):
     ck = checkpoint.load(out)
     assert ck.info["world_size"] == 2 and ck.info["ranks_in_sync"] is True
     assert ck.info["dev_history"][-1]["epoch"] == 2
+
+
+def test_the_phone_head_trains_but_is_not_in_the_checkpoint(synth_data, tmp_path):
+    from osmnet.generate import Generator
+
+    cfg = tiny_config()
+    cfg.expression.phone_weight = 0.5
+    info = train(synth_data, tmp_path / "p.pt", cfg, log=lambda *x: None)
+    assert info["dev_best"]["phone"] > 0  # the auxiliary loss ran on the synthetic phone labels
+    ck = checkpoint.load(tmp_path / "p.pt")
+    assert not any(k.startswith("phone_head") for k in ck.state)
+    gen = Generator(ck)
+    assert not hasattr(gen.model, "phone_head")
+    assert len(gen.generate((np.zeros(16000, np.float32), 16000), takes=1)[0].channels["jawOpen"]) == 25
