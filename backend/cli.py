@@ -26,6 +26,8 @@ def add_serve(sub):
                    "see osmnet/runtime.py)")
     p.add_argument("--max-audio-seconds", type=float, default=600.0)
     p.add_argument("--max-message-mb", type=float, default=64.0)
+    p.add_argument("--worker-token", default=None, metavar="FILE", help="file that holds the token `osmnet "
+                   "worker` must present (default: ~/.cache/osmnet/worker-PORT.token; made owner-only on first start)")
     p.set_defaults(run=run_serve)
 
 
@@ -35,7 +37,7 @@ def run_serve(a):
     import zmq
 
     from backend.engine import Engine
-    from backend.security import check_bind
+    from backend.security import check_bind, default_token_file
     from backend.server import Limits, Server
 
     logging.basicConfig(level=logging.INFO, format="osmnet serve: %(message)s")
@@ -44,13 +46,18 @@ def run_serve(a):
         engine = Engine.load(a.checkpoint, a.device, threads=a.threads) if a.workers > 0 else None
         server = Server(a.bind, engine=engine, local_workers=a.workers, keys_dir=a.keys,
                         limits=Limits(max_audio_seconds=a.max_audio_seconds, max_message_mb=a.max_message_mb),
-                        expect_workers=a.workers == 0).start()
+                        expect_workers=a.workers == 0,
+                        worker_token_file=a.worker_token or default_token_file(),
+                        token_file_optional=a.worker_token is None).start()
     except (OsmnetError, OSError) as e:
         raise CommandError(str(e)) from None
     except zmq.ZMQError as e:
         raise CommandError(f"cannot listen on {a.bind}: {e} (is another server using this port?)") from None
     what = f"model {engine.name} on {engine.device}, {a.workers} worker(s)" if engine else "no built-in worker"
     print(f"osmnet serve: listening on {server.address} ({what}); Ctrl+C stops", file=sys.stderr, flush=True)
+    if server.worker_token_file:
+        print(f"osmnet serve: `osmnet worker` attaches with the token in {server.worker_token_file}",
+              file=sys.stderr, flush=True)
     _wait_until_stopped(server)
     return 0
 
@@ -65,20 +72,28 @@ def add_worker(sub):
     p.add_argument("--slots", type=int, default=1, help="jobs this worker runs at the same time")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: chosen from the cores and load, "
                    "see osmnet/runtime.py)")
+    p.add_argument("--worker-token", default=None, metavar="FILE", help="the server's worker token file (default: "
+                   "~/.cache/osmnet/worker-PORT.token, as `osmnet serve` on this machine writes it; "
+                   "or set OSMNET_WORKER_TOKEN)")
     p.set_defaults(run=run_worker)
 
 
 def run_worker(a):
     import logging
 
+    import os
+
     from backend.engine import Engine
+    from backend.security import TOKEN_ENV, default_token_file, read_token, token_path
     from backend.worker import Worker
     from blender_addon.core.client import ClientError
 
     logging.basicConfig(level=logging.INFO, format="osmnet worker: %(message)s")
     try:
+        # the token first: a worker that would be refused should not spend seconds loading a model
+        token = os.environ.get(TOKEN_ENV) or read_token(token_path(a.worker_token or default_token_file(), a.connect))
         engine = Engine.load(a.checkpoint, a.device, threads=a.threads)
-        worker = Worker(a.connect, engine, name=a.name, slots=a.slots, keys_dir=a.keys).start()
+        worker = Worker(a.connect, engine, name=a.name, slots=a.slots, keys_dir=a.keys, token=token).start()
     except ClientError as e:  # missing key files
         raise CommandError(e.message) from None
     except (OsmnetError, OSError) as e:
@@ -86,6 +101,8 @@ def run_worker(a):
     print(f"osmnet worker: {worker.name} ({engine.name} on {engine.device}) attaching to {a.connect}",
           file=sys.stderr, flush=True)
     _wait_until_stopped(worker)
+    if worker.refused:
+        raise CommandError(worker.refused)
     return 0
 
 

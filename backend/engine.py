@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
-import tempfile
 import threading
 
 import numpy as np
 
-from blender_addon.core.errors import EnvironmentProblem
+from blender_addon.core.errors import EnvironmentProblem, UserInputError
 
 from osmnet.audio import SAMPLE_RATE  # noqa: E402  (the one rate)
+
+MAX_IMAGE_PIXELS = 40_000_000  # a portrait larger than this is refused before decoding
 
 
 class Engine:
@@ -65,25 +65,33 @@ class Engine:
         """
         return self.generator.stream(audio, should_stop=should_stop, **options)
 
-    def load_audio(self, path=None, data: bytes | None = None, name: str = "") -> tuple[np.ndarray, int]:
-        """A path, or file bytes in any common format -> (float32 mono samples, SAMPLE_RATE)."""
-        from osmnet.audio import load_audio
+    def load_audio(self, path=None, data: bytes | None = None, *, max_seconds: float = 600.0,
+                   tick=None) -> tuple[np.ndarray, int]:
+        """A path or uploaded file bytes -> (float32 mono samples, SAMPLE_RATE), read as data only.
 
-        if data is None:
-            return load_audio(path, sr=SAMPLE_RATE), SAMPLE_RATE
-        suffix = os.path.splitext(name)[1][:10] if name else ""
-        with tempfile.TemporaryDirectory(prefix="osmnet-audio-") as tmp:
-            path = os.path.join(tmp, "audio" + suffix)
-            with open(path, "wb") as f:
-                f.write(data)
-            return load_audio(path, sr=SAMPLE_RATE), SAMPLE_RATE
+        Both go through osmnet.media.load_untrusted_audio: an allow-list of containers whose
+        demuxer is forced (no playlists, nothing that opens another file or a URL), the length
+        checked from the header before decoding and again while decoding, and a time limit.
+        """
+        from osmnet.media import load_untrusted_audio
+
+        source = path if data is None else data
+        what = "the uploaded audio" if data is not None else f"audio file {path}"
+        return load_untrusted_audio(source, SAMPLE_RATE, max_seconds=max_seconds, name=what, tick=tick), SAMPLE_RATE
 
     # ---- rendering ----
     def load_image(self, path=None, data: bytes | None = None) -> np.ndarray:
-        """A path or encoded image bytes (PNG, JPEG, ...) -> RGB uint8 (H, W, 3)."""
+        """A path or encoded image bytes (PNG, JPEG, ...) -> RGB uint8 (H, W, 3).
+
+        The size is read from the header first: a small file that claims a huge picture is
+        refused before it is decompressed."""
         from PIL import Image, ImageOps
 
         with Image.open(path if data is None else io.BytesIO(data)) as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise UserInputError(f"the portrait is {w}x{h} pixels; at most {MAX_IMAGE_PIXELS // 10**6} megapixels "
+                                 "are accepted, scale it down")
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
     def preload_renderer(self) -> threading.Thread | None:

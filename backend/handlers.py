@@ -37,8 +37,8 @@ def render(srv, client, msg: Message):
 
 def cancel(srv, client, msg: Message):
     job_id = msg.content.get("job")
-    job = srv.table.jobs.get(job_id) if isinstance(job_id, str) else None
-    if job is None or job.client != client.identity:
+    job = srv.table.of_client(client.identity, job_id)
+    if job is None:
         raise ProtocolError("unknown_job", f"no running job {str(job_id)[:64]!r} for this client; "
                             "it may have finished already")
     srv.cancel_job(job, notify=True)
@@ -58,7 +58,7 @@ HANDLERS = {"hello": hello, "ping": ping, "generate": generate, "render": render
 def _enqueue(srv, client, msg, kind, spec, local_only):
     if not msg.id:
         raise ProtocolError("bad_request", f"a {kind} request needs an \"id\": it becomes the job id")
-    if msg.id in srv.table.jobs:
+    if msg.id in client.jobs:
         raise ProtocolError("duplicate_job", f"job {msg.id!r} is already running; use a fresh id")
     if not srv.table.workers and not srv.expect_workers:
         raise ProtocolError("no_workers", "this server has no workers; start one with "

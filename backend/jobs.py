@@ -3,17 +3,32 @@
 Pure data and decisions (no sockets), so the ROUTER loop stays a thin shell that reads these
 tables and sends what they say. The queue is FIFO; a job goes to the worker with the fewest
 running jobs (ties: the one that got work longest ago), which spreads work across workers.
+
+A job has two names: `id`, chosen by its client and meaningful only between that client and
+the server, and `key`, made here and never reused, which is all a worker ever sees. Every table
+is indexed by key, so a client reusing an id (right after a cancel, while a worker still winds
+the old job down) or two clients picking the same id can never receive each other's events.
 """
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
 
+_serial = itertools.count()
+
+
+def new_key() -> str:
+    """A job key unique within this process and never reused (it goes to the worker as the job)."""
+    return f"k{next(_serial):x}-{uuid.uuid4().hex[:12]}"
+
+
 @dataclass
 class Job:
-    id: str
+    id: str                  # the client's job id (unique among that client's live jobs only)
     client: bytes            # ROUTER identity of the client that asked
     kind: str                # "generate" | "render"
     spec: dict               # checked request content, forwarded to the worker
@@ -23,6 +38,7 @@ class Job:
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
     cancel_sent: float | None = None
+    key: str = field(default_factory=new_key)  # the server's name for the job: tables and workers use it
 
 
 @dataclass
@@ -30,7 +46,7 @@ class ClientState:
     identity: bytes
     last_seen: float
     local: bool
-    jobs: set = field(default_factory=set)
+    jobs: dict = field(default_factory=dict)  # the client's job id -> job key
 
 
 @dataclass
@@ -57,15 +73,15 @@ class WorkerState:
 
 
 class JobTable:
-    """Every live job, indexed by id, client and worker; the FIFO queue of jobs not yet assigned."""
+    """Every live job by key (and by client id through its client); the FIFO queue of jobs not yet assigned."""
 
     def __init__(self, max_queue: int = 256):
         self.max_queue = max_queue
-        self.jobs: dict[str, Job] = {}
-        self.queue: deque[str] = deque()
+        self.jobs: dict[str, Job] = {}  # job key -> job
+        self.queue: deque[str] = deque()  # job keys
         self.clients: dict[bytes, ClientState] = {}
         self.workers: dict[bytes, WorkerState] = {}
-        # Jobs that ended (cancelled, client gone) while a worker still runs them: job -> worker.
+        # Jobs that ended (cancelled, client gone) while a worker still runs them: key -> worker.
         # The worker's late events are dropped; its slot is freed when it says "finished".
         self.draining: dict[str, bytes] = {}
 
@@ -88,36 +104,43 @@ class JobTable:
     # -- jobs --
     def add(self, job: Job) -> int:
         """Queue a job; returns its queue position (0 = next)."""
-        self.jobs[job.id] = job
-        self.clients[job.client].jobs.add(job.id)
-        self.queue.append(job.id)
+        self.jobs[job.key] = job
+        self.clients[job.client].jobs[job.id] = job.key
+        self.queue.append(job.key)
         return len(self.queue) - 1
+
+    def of_client(self, identity: bytes, job_id) -> Job | None:
+        """The live job a client calls `job_id` (None for an id it does not have, or another client's)."""
+        client = self.clients.get(identity)
+        key = client.jobs.get(job_id) if client is not None and isinstance(job_id, str) else None
+        return self.jobs.get(key) if key is not None else None
 
     def queue_full(self) -> bool:
         return len(self.queue) >= self.max_queue
 
-    def finish(self, job_id: str) -> Job | None:
+    def finish(self, key: str) -> Job | None:
         """Remove a job everywhere. If a worker still runs it, remember to drop its late events."""
-        job = self.jobs.pop(job_id, None)
+        job = self.jobs.pop(key, None)
         if job is None:
             return None
         if job.worker is not None:
-            self.draining[job_id] = job.worker
+            self.draining[key] = job.worker
         client = self.clients.get(job.client)
-        if client:
-            client.jobs.discard(job_id)
+        if client and client.jobs.get(job.id) == key:
+            del client.jobs[job.id]
         try:
-            self.queue.remove(job_id)
+            self.queue.remove(key)
         except ValueError:
             pass
         return job
 
-    def release(self, worker_id: bytes, job_id: str):
+    def release(self, worker_id: bytes, key: str):
         """The worker says it is done with a job (finished, failed or cancelled): free its slot."""
-        self.draining.pop(job_id, None)
+        if self.draining.get(key) == worker_id:
+            del self.draining[key]
         worker = self.workers.get(worker_id)
-        if worker is not None and job_id in worker.running:
-            worker.running.discard(job_id)
+        if worker is not None and key in worker.running:
+            worker.running.discard(key)
             worker.jobs_done += 1
 
     # -- workers --
@@ -129,10 +152,10 @@ class JobTable:
         worker = self.workers.pop(identity, None)
         if worker is None:
             return []
-        for job_id in list(self.draining):
-            if self.draining[job_id] == identity:
-                del self.draining[job_id]
-        return [j for j in worker.running if j in self.jobs]
+        for key in list(self.draining):
+            if self.draining[key] == identity:
+                del self.draining[key]
+        return [k for k in worker.running if k in self.jobs]
 
     def silent_workers(self, now: float, timeout: float) -> list[WorkerState]:
         return [w for w in self.workers.values() if now - w.last_seen > timeout]
@@ -152,7 +175,7 @@ class JobTable:
             worker = min(candidates, key=lambda w: (len(w.running) / w.slots, w.last_assigned))
             self.queue.popleft()
             job.worker, job.started = worker.identity, now
-            worker.running.add(job.id)
+            worker.running.add(job.key)
             worker.last_assigned = now
             yield job, worker
         self.queue.extendleft(reversed(skipped))

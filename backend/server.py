@@ -3,7 +3,9 @@
 Clients (DEALER) and workers (DEALER, `osmnet worker` or the in-process worker threads on
 inproc://) talk to one ROUTER socket. The loop only decodes headers, updates the job table and
 moves frames; workers do everything slow. Every failure a peer can cause is caught per message,
-so a bad request costs one `error` reply and nothing else. See docs/architecture.md.
+so a bad request costs one `error` reply and nothing else. A peer becomes a worker only with the
+server's worker token (security.py), and workers only ever see the server's own job keys
+(jobs.py); their events are forwarded with the client's job id put back. See docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from blender_addon.core.protocol import Message, ProtocolError
 from . import handlers
 from .jobs import Job, JobTable, WorkerState
 from .memory import return_big_buffers_to_the_os
-from .security import check_bind, secure_server
+from .security import (SecurityError, check_bind, new_token, secure_server, server_token, token_matches,
+                       token_path)
 
 log = logging.getLogger("osmnet.backend")
 
@@ -55,12 +58,20 @@ class Server:
     """`Server(bind, engine=..., local_workers=1).serve_forever()`; `.start()` runs it in a thread."""
 
     def __init__(self, bind: str = "tcp://127.0.0.1:5555", *, engine=None, local_workers: int = 1,
-                 keys_dir=None, limits: Limits | None = None, expect_workers: bool = False):
+                 keys_dir=None, limits: Limits | None = None, expect_workers: bool = False,
+                 worker_token: str | None = None, worker_token_file=None, token_file_optional: bool = False):
+        """`worker_token_file` (may contain `{port}`): keep the worker token there, owner-only, for
+        `osmnet worker`; without it the token lives only in memory (`.worker_token`), for the
+        in-process workers and for workers started in this process. `token_file_optional`: a
+        file that cannot be written only costs remote workers (a warning), not the server."""
         check_bind(bind, keys_dir)
         self.bind_address, self.keys_dir = bind, keys_dir
         self.engine, self.limits = engine, limits or Limits()
         self.n_local = local_workers if engine is not None else 0
         self.expect_workers = expect_workers  # accept jobs while no worker is attached yet
+        self.worker_token = worker_token or new_token()
+        self.worker_token_file = worker_token_file
+        self._token_file_optional = token_file_optional
         self.table = JobTable(self.limits.max_queue)
         self.address: str | None = None
         self._inproc = f"inproc://osmnet-server-{uuid.uuid4().hex[:8]}"
@@ -69,6 +80,8 @@ class Server:
         self._thread = None
         self._local_workers = []
         self._startup_error = None
+        self._next_queued_note = 0.0
+        self._next_refusal_log = 0.0
 
     # ---- lifecycle ----
     def start(self, timeout: float = 30.0) -> "Server":
@@ -113,6 +126,15 @@ class Server:
                 endpoint = endpoint[:-2] + ":*"  # port 0: let the OS pick a free port
             sock.bind(endpoint)
             self.address = sock.last_endpoint.decode()
+            if self.worker_token_file is not None:  # after binding: the default file is named by the port
+                self.worker_token_file = token_path(self.worker_token_file, self.address)
+                try:
+                    self.worker_token = server_token(self.worker_token_file)
+                except SecurityError as e:
+                    if not self._token_file_optional:
+                        raise
+                    log.warning("%s; only the built-in workers can run jobs", e)
+                    self.worker_token_file = None
             sock.bind(self._inproc)  # the in-process workers attach here
             self._sock = sock
             self._start_local_workers(ctx)
@@ -141,7 +163,7 @@ class Server:
         from .worker import Worker
 
         for i in range(self.n_local):
-            w = Worker(self._inproc, self.engine, name=f"local-{i}", ctx=ctx,
+            w = Worker(self._inproc, self.engine, name=f"local-{i}", ctx=ctx, token=self.worker_token,
                        heartbeat=self.limits.heartbeat, stop_event=self._stop)
             self._local_workers.append(w.start())
 
@@ -201,6 +223,17 @@ class Server:
     def _handle_worker(self, identity, worker, msg, body, now):
         if msg.type in ("worker_hello", "worker_heartbeat"):
             c = msg.content
+            if not token_matches(self.worker_token, c.get("token")):
+                if worker is not None:
+                    self._worker_gone(identity, f"worker {worker.name} stopped presenting the worker token")
+                if now >= self._next_refusal_log:  # a flood of rogue hellos must not flood the log
+                    self._next_refusal_log = now + 10.0
+                    log.warning("refused a worker without the right worker token (%s peer)", "loopback" if
+                                peer_is_local(body[0]) else "remote")
+                self._safe_reply(identity, P.error(
+                    "unauthorized", "this server accepts workers only with its worker token: pass "
+                    "--worker-token FILE with the token file `osmnet serve` printed (or set OSMNET_WORKER_TOKEN)"))
+                return
             if worker is None:
                 slots = c.get("slots", 1)
                 worker = WorkerState(identity, str(c.get("name", "worker"))[:64], str(c.get("device", "?"))[:32],
@@ -217,30 +250,32 @@ class Server:
             self._dispatch(now)
             return
         worker.last_seen = now
-        job_id = msg.ref
-        job = self.table.jobs.get(job_id)
+        key = msg.ref  # workers name jobs by the server's key, never by the client's id
+        job = self.table.jobs.get(key) if isinstance(key, str) else None
         ended = msg.type in ("finished", "error")
         if job is not None and job.worker == identity:
-            self._send(job.client, body)
+            msg.ref = job.id
+            self._send(job.client, P.encode(msg))  # the worker's buffers are passed on without a copy
             if ended:
-                self.table.finish(job_id)
+                self.table.finish(key)
                 outcome = msg.content.get("status") or msg.content.get("code")
-                log.info("job %s (%s) on %s: %s after %.2f s", job_id, job.kind, worker.name, outcome,
+                log.info("job %s (%s) on %s: %s after %.2f s", job.id, job.kind, worker.name, outcome,
                          now - job.created)
-        if ended:
-            self.table.release(identity, job_id)
+        # Anything else is a late event of a job that already ended (cancelled, client gone): dropped.
+        if ended and isinstance(key, str):
+            self.table.release(identity, key)
             self._dispatch(now)
 
     def _dispatch(self, now):
         for job, worker in list(self.table.assignments(now)):
-            work = Message("work", {"job": job.id, "kind": job.kind, "spec": job.spec}, job.buffers, ref=job.id)
+            work = Message("work", {"job": job.key, "kind": job.kind, "spec": job.spec}, job.buffers, ref=job.key)
             self._send(worker.identity, P.encode(work))
 
     # ---- cancellation and liveness ----
     def cancel_job(self, job: Job, *, notify: bool, reason: str = "cancelled by the client"):
         if job.worker is not None:
-            self._send(job.worker, P.encode(Message("cancel_work", {"job": job.id}, ref=job.id)))
-        self.table.finish(job.id)
+            self._send(job.worker, P.encode(Message("cancel_work", {"job": job.key}, ref=job.key)))
+        self.table.finish(job.key)
         if notify:
             self._safe_reply(job.client, Message("finished", {"job": job.id, "status": "cancelled",
                                                               "reason": reason}), ref=job.id)
@@ -254,21 +289,29 @@ class Server:
             self._worker_gone(worker.identity, f"worker {worker.name} stopped answering")
         self.table.forget_idle_clients(now, keep_for=max(60.0, 3 * lim.client_timeout))
         self._dispatch(now)
+        if now >= self._next_queued_note:  # queued jobs are not silent ones: say so every heartbeat
+            self._next_queued_note = now + lim.heartbeat
+            for position, key in enumerate(list(self.table.queue)):
+                job = self.table.jobs.get(key)  # a failed send may have dropped a client (and its jobs)
+                if job is None:
+                    continue
+                self._safe_reply(job.client, Message("progress", {"stage": "queued", "done": 0.0,
+                                                                  "queue_position": position}), ref=job.id)
 
     def _client_gone(self, identity):
         client = self.table.clients.pop(identity, None)
         if client:
-            for job_id in list(client.jobs):
-                job = self.table.jobs.get(job_id)
+            for key in list(client.jobs.values()):
+                job = self.table.jobs.get(key)
                 if job:
                     self.cancel_job(job, notify=False)
 
     def _worker_gone(self, identity, why):
-        for job_id in self.table.remove_worker(identity):
-            job = self.table.finish(job_id)
-            self.table.draining.pop(job_id, None)
+        for key in self.table.remove_worker(identity):
+            job = self.table.finish(key)
+            self.table.draining.pop(key, None)
             self._safe_reply(job.client, P.error("worker_lost", f"{why} while running this job; run it again"),
-                             ref=job_id)
+                             ref=job.id)
 
     # ---- sending ----
     def welcome(self) -> Message:

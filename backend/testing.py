@@ -24,12 +24,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     """Resident memory of a process (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory a process has had since it started (VmHWM)."""
+    return rss_bytes(pid, "VmHWM")
+
+
+def token_file(port: int) -> str:
+    """Where test servers keep their worker token (never the user's ~/.cache)."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"osmnet-test-tokens-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return str(folder / f"worker-{port}.token")
 
 
 class Proc:
@@ -78,11 +92,14 @@ class Proc:
 
 
 def serve(port: int, *extra, env=None) -> Proc:
-    return Proc(["serve", "--bind", f"tcp://127.0.0.1:{port}", *extra], "listening on", env=env)
+    token = [] if "--worker-token" in extra else ["--worker-token", token_file(port)]
+    return Proc(["serve", "--bind", f"tcp://127.0.0.1:{port}", *token, *extra], "listening on", env=env)
 
 
-def worker(port: int, *extra, env=None) -> Proc:
-    return Proc(["worker", "--connect", f"tcp://127.0.0.1:{port}", *extra], "attached to the server", env=env)
+def worker(port: int, *extra, env=None, timeout: float = 90.0) -> Proc:
+    token = [] if "--worker-token" in extra else ["--worker-token", token_file(port)]
+    return Proc(["worker", "--connect", f"tcp://127.0.0.1:{port}", *token, *extra], "attached to the server",
+                env=env, timeout=timeout)
 
 
 def speech(seconds: float, data_dir: Path | None = None) -> tuple[np.ndarray, int]:

@@ -4,12 +4,17 @@ The same class runs as the server's in-process workers (inproc://, sharing the s
 engine) and as `osmnet worker --connect tcp://...` (its own process, its own engine, e.g. one per
 GPU or machine). One socket-loop thread owns the DEALER socket; compute threads hand it events
 through a queue and wake it through an inproc pipe, so cancels are read while a job runs.
+
+A worker proves itself with the server's worker token (in every hello and heartbeat) and uses
+a random routing id, so no other peer can take over its identity on the server's socket. The
+job names it gets and answers with are the server's job keys, unique per job (jobs.py).
 """
 from __future__ import annotations
 
 import logging
 import os
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -30,7 +35,8 @@ log = logging.getLogger("osmnet.backend")
 
 class Worker:
     def __init__(self, connect: str, engine, *, name: str | None = None, slots: int = 1, ctx=None,
-                 keys_dir=None, heartbeat: float = 1.0, stop_event: threading.Event | None = None):
+                 keys_dir=None, heartbeat: float = 1.0, stop_event: threading.Event | None = None,
+                 token: str | None = None):
         self.connect, self.engine, self.slots = connect, engine, slots
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.keys_dir, self.heartbeat = keys_dir, heartbeat
@@ -44,6 +50,8 @@ class Worker:
         self._jobs: dict[str, tuple] = {}  # job id -> (cancelled, thread, [asked])
         self._thread = None
         self._attached = False
+        self.token = token or ""
+        self.refused: str | None = None  # why the server turned this worker away (a wrong token)
 
     def start(self) -> "Worker":
         """Open the sockets here (so a bad address or key raises to the caller), loop in a thread."""
@@ -66,7 +74,7 @@ class Worker:
     def _hello(self) -> Message:
         return Message("worker_hello", {"name": self.name, "device": self.engine.device, "model": self.engine.name,
                                         "slots": self.slots, "capabilities": list(self.engine.capabilities),
-                                        "pid": os.getpid()})
+                                        "pid": os.getpid(), "token": self.token})
 
     def run(self):
         self._loop(*self._open())
@@ -75,6 +83,7 @@ class Worker:
         if self._own_ctx:  # a worker process of its own (`osmnet worker`): it receives audio uploads too
             return_big_buffers_to_the_os()
         sock = self.ctx.socket(zmq.DEALER)
+        sock.routing_id = b"w" + secrets.token_bytes(15)  # unguessable: nobody can claim to be us
         sock.linger = 0
         sock.sndhwm = sock.rcvhwm = 100_000
         try:
@@ -152,7 +161,8 @@ class Worker:
                 log.warning("worker %s: dropped a bad message from the server: %s", self.name, e)
                 continue
             if msg.type == "work":
-                self._start_job(msg)
+                if isinstance(msg.content.get("job"), str) and msg.content["job"] not in self._jobs:
+                    self._start_job(msg)
             elif msg.type == "cancel_work":
                 entry = self._jobs.get(msg.content.get("job"))
                 if entry:
@@ -164,6 +174,10 @@ class Worker:
             elif msg.type == "welcome":
                 self._attached = True
                 log.info("worker %s attached to the server", self.name)
+            elif msg.type == "error" and msg.content.get("code") == "unauthorized":
+                self.refused = f"the server at {self.connect} refused this worker: {msg.content.get('message')}"
+                log.error("worker %s: %s", self.name, self.refused)
+                self.stop_event.set()
 
     def _start_job(self, msg: Message):
         job_id = msg.content["job"]

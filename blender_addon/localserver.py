@@ -124,7 +124,7 @@ def backend_command(context=None) -> list[str]:
 
 # ------------------------------------------------------------------ the child process
 
-def start_backend(context=None, command: list[str] | None = None) -> list[str]:
+def start_backend(context=None, command: list[str] | None = None, on_tick=None) -> list[str]:
     """Start `osmnet serve` as a child process; its output goes to a log file named in the status."""
     if backend_running():
         raise UserInputError("The local backend is already running")
@@ -143,7 +143,7 @@ def start_backend(context=None, command: list[str] | None = None) -> list[str]:
     atexit.register(_stop_process_at_exit, _proc.process)  # also when Blender quits without unregister
     _status(context).backend_running = True
     _set_status(starting_text(), "INFO", context)
-    _ensure_timer()
+    _ensure_timer(on_tick or (lambda: poll(None)))
     return command
 
 
@@ -233,15 +233,15 @@ def _log_tail(path, lines=1) -> str:
         return "no log"
 
 
-def _ensure_timer():
-    """In the UI, follow the child every half second (drain() also asks it who it is when ready)."""
+def _ensure_timer(on_tick):
+    """In the UI, call `on_tick` every half second while the child runs (the caller passes
+    runtime.drain, which follows the child and says hello when it is ready; passed in, not
+    imported, because runtime imports this module)."""
     if _proc.timer is not None and bpy.app.timers.is_registered(_proc.timer):
         return
 
     def tick():
-        from . import runtime  # imported here: runtime imports this module
-
-        runtime.drain()
+        on_tick()
         if _proc.process is None:
             _proc.timer = None
             return None

@@ -105,7 +105,7 @@ class OSMNET_OT_backend_start(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            command = localserver.start_backend(context)
+            command = localserver.start_backend(context, on_tick=runtime.drain)
         except UserInputError as e:
             self.report({'ERROR'}, str(e))
             return {'CANCELLED'}

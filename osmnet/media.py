@@ -1,6 +1,7 @@
 """Reading and writing video and audio files (PyAV, which bundles ffmpeg).
 
-Reading side: probe a video, iterate its frames as RGB arrays, load any audio as 16 kHz mono.
+Reading side: probe a video, iterate its frames as RGB arrays, load any audio as 16 kHz mono;
+uploaded bytes are read as data only (load_untrusted_audio: allow-listed containers, bounded).
 Every failure becomes a MediaError that names the file and the problem.
 """
 from __future__ import annotations
@@ -97,34 +98,161 @@ def iter_video_frames(path, threads: bool = True):
 
 def decode_audio(path, sr: int) -> np.ndarray:
     """The first audio stream of any audio or video file as float32 mono at `sr` Hz (osmnet.audio.load_audio
-    is the speech reader built on it)."""
-    import av
-
+    is the speech reader built on it). For the user's own files: ffmpeg picks the demuxer; bytes
+    from elsewhere (a client's upload) go through load_untrusted_audio, which reads them as data."""
     c = open_container(path)
     try:
         if not c.streams.audio:
             raise MediaError(f"{path} has no audio stream; pass the speech as a separate file "
                              "(e.g. --audio speech.wav)")
-        s = c.streams.audio[0]
-        # keep the channels through resampling and average them here: ffmpeg's own downmix
-        # adds channels at -3 dB each, which can clip when both carry the same speech
-        resampler = None
-        parts = []
+        return _decode_audio(c, c.streams.audio[0], sr, str(path))
+    finally:
+        c.close()
+
+
+# ==== Untrusted audio (the backend's uploads): decoded as data only ==============================
+# ffmpeg's probing would pick any demuxer, including ones that open other files or URLs
+# (hls playlists, concat lists): a 95-byte playlist can make a server read its own files or wait
+# on a live stream for ever. Here the container is recognised from its first bytes against a
+# short allow-list, that demuxer is forced, nested opens are refused, and the decode is bounded in
+# length (header first, then while decoding) and in time.
+
+UNTRUSTED_AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3", "aac", "mp4", "matroska", "aiff", "caf")
+UNTRUSTED_TIME_LIMIT = 60.0  # seconds of decoding before an upload is given up
+
+
+class AudioTooLongError(MediaError):
+    """The audio lasts longer than the caller accepts (found before or while decoding)."""
+
+    code = "audio_too_long"
+
+
+def _id3_size(head: bytes) -> int:
+    """Bytes an ID3v2 tag at the start takes (0 if there is none)."""
+    if len(head) < 10 or head[:3] != b"ID3" or any(b & 0x80 for b in head[6:10]):
+        return 0
+    size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+    return 10 + size + (10 if head[5] & 0x10 else 0)
+
+
+def sniff_audio_format(head: bytes) -> str | None:
+    """The allow-listed container these first bytes start, or None (playlists, text, images...)."""
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "mp4"  # the mov demuxer (mp4, m4a, mov, 3gp); external data references stay off
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"  # also webm / mka
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:4] == b"caff":
+        return "caf"
+    if len(head) >= 2 and head[0] == 0xFF:
+        if head[1] & 0xF6 == 0xF0:
+            return "aac"  # ADTS
+        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 3:
+            return "mp3"  # MPEG audio frame sync, layer I-III
+    return None
+
+
+def load_untrusted_audio(source, sr: int, *, max_seconds: float, time_limit: float = UNTRUSTED_TIME_LIMIT,
+                         name: str = "the audio", tick=None) -> np.ndarray:
+    """File bytes (or a path, read the same way) -> float32 mono at `sr`, reading them as data only.
+
+    Raises MediaError for anything outside UNTRUSTED_AUDIO_FORMATS, undecodable or slower than
+    `time_limit` seconds, and AudioTooLongError as soon as the container's header or the decoded
+    samples pass `max_seconds`: a tiny file that claims hours is refused without decoding it.
+    `tick()` (optional) is called between packets, e.g. to tell a client the job is alive.
+    """
+    import io
+    import time
+
+    import av
+
+    deadline = time.monotonic() + time_limit
+    try:
+        f = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
+    except OSError as e:
+        raise MediaError(f"{name} cannot be read ({e.strerror or e})") from None
+    try:
         try:
-            for frame in c.decode(s):
+            head = f.read(64)
+            tagged = _id3_size(head)
+            if tagged:  # an ID3 tag may precede MP3, AAC or FLAC: look behind it
+                f.seek(tagged)
+                head = f.read(64)
+            f.seek(0)
+        except OSError as e:
+            raise MediaError(f"{name} cannot be read ({e.strerror or e})") from None
+        fmt = sniff_audio_format(head) or ("mp3" if tagged else None)
+        if fmt is None:
+            raise MediaError(f"{name} is not a WAV, FLAC, OGG/Opus, MP3, AAC, M4A/MP4, WebM/MKV, AIFF or CAF file "
+                             "(playlists, lists of files and other formats are refused); export it as WAV and try again")
+        try:
+            container = av.open(f, format=fmt, timeout=(time_limit, time_limit),
+                                options={"protocol_whitelist": "none", "enable_drefs": "0"})
+        except (av.error.FFmpegError, UnicodeDecodeError, OSError) as e:
+            raise MediaError(f"{name} starts like {fmt} but cannot be read ({e}); export it as WAV and try again") \
+                from None
+        try:
+            if not container.streams.audio:
+                raise MediaError(f"{name} has no audio stream")
+            stream = container.streams.audio[0]
+            seconds = None
+            if stream.duration is not None and stream.time_base:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / 1_000_000
+            if seconds is not None and seconds > max_seconds:
+                raise AudioTooLongError(f"{name} lasts {seconds:.1f} s; at most {max_seconds:g} s are accepted: "
+                                        "split it or raise --max-audio-seconds")
+            return _decode_audio(container, stream, sr, name, max_seconds=max_seconds, deadline=deadline, tick=tick)
+        finally:
+            container.close()
+    finally:
+        f.close()
+
+
+def _decode_audio(container, stream, sr, name, max_seconds=None, deadline=None, tick=None) -> np.ndarray:
+    """Decode one audio stream to float32 mono at `sr` packet by packet, within the given bounds."""
+    import time
+
+    import av
+
+    # keep the channels through resampling and average them here: ffmpeg's own downmix
+    # adds channels at -3 dB each, which can clip when both carry the same speech
+    resampler = None
+    parts, total = [], 0
+    max_samples = None if max_seconds is None else int(max_seconds * sr)
+    try:
+        for packet in container.demux(stream):
+            if deadline is not None and time.monotonic() > deadline:
+                raise MediaError(f"{name} took too long to decode; export it as WAV and try again")
+            if tick is not None:
+                tick()
+            for frame in packet.decode():
                 if resampler is None:
                     resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().mean(axis=0))
-            for out in resampler.resample(None) if resampler is not None else ():
-                parts.append(out.to_ndarray().mean(axis=0))
-        except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: audio decoding failed ({e})") from None
-    finally:
-        c.close()
+                    total += parts[-1].shape[0]
+            if max_samples is not None and total > max_samples:
+                raise AudioTooLongError(f"{name} lasts more than {max_seconds:g} s, the most accepted; split it "
+                                        "or raise --max-audio-seconds")
+        for out in resampler.resample(None) if resampler is not None else ():
+            parts.append(out.to_ndarray().mean(axis=0))
+    except (av.error.FFmpegError, ValueError) as e:
+        if isinstance(e, MediaError):
+            raise
+        raise MediaError(f"{name}: audio decoding failed ({e})") from None
     if not parts:
-        raise MediaError(f"{path}: the audio stream holds no samples")
+        raise MediaError(f"{name}: the audio stream holds no samples")
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
 
 
 # ==== Writing (owned by the renderer): frames -> mp4, speech muxed in ===========================

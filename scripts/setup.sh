@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,ray]" 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import osmnet, torch, mediapipe, zmq, av' \
   || { echo "setup: the install is incomplete (see pip's messages above)" >&2; exit 1; }
 echo "setup: osmnet is installed in .venv (run .venv/bin/osmnet --help)"

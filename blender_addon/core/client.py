@@ -20,12 +20,14 @@ Blender (never block the UI): submit, then call drain() from a bpy.app.timers ca
 
 One background thread owns the socket: it sends heartbeats while jobs run (so the server cancels
 them if Blender disappears) and turns a dead or unreachable server into an `error` event (code
-"timeout" or "server_lost") within `timeout` seconds, so nothing ever hangs. The thread never
+"timeout" or "server_lost") within `timeout` seconds, so nothing ever hangs. The same holds per
+job: a job the server accepted but then says nothing about for `timeout` seconds (a stuck
+worker, while the server itself still answers) ends with `timeout` and is cancelled. A reply
+that is not well-formed protocol ends what it answers with `bad_message`. The thread never
 touches bpy. Wire format: protocol.py / docs/protocol.md.
 """
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import os
 import queue
@@ -34,7 +36,6 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 import zmq
@@ -98,6 +99,8 @@ class Client:
         self._pending: dict[str, deque] = {}      # request/job id -> events not yet consumed
         self._drained: set[str] = set()          # jobs whose events drain() hands out
         self._orphans: deque = deque()           # errors that name no request
+        self._heard: dict[str, float] = {}       # request id -> when it was sent or last heard of
+        self._job_ids: set[str] = set()          # ids of generate/render requests (not hello/ping)
         self._waiting_since: float | None = None  # when we started waiting with nothing heard
         self._last_heard = 0.0
         self._closed = False
@@ -120,7 +123,7 @@ class Client:
     # ---- blocking convenience calls ----
     def hello(self) -> dict:
         reply = self._request("hello", {"client": "osmnet-blender", "protocol": P.PROTOCOL_VERSION})
-        limits = reply.content.get("limits", {})
+        limits = reply.content.get("limits", {})  # checked on arrival (protocol.reply_problem)
         if "max_message_mb" in limits:
             self.max_message_bytes = int(limits["max_message_mb"] * 2**20)
         return reply.content
@@ -251,6 +254,8 @@ class Client:
         msg = P.Message(kind, content, buffers, id=job)
         with self._lock:
             self._pending[job] = deque()
+            if kind in ("generate", "render"):
+                self._job_ids.add(job)
             if drained:
                 self._drained.add(job)
         self._send(msg)
@@ -267,6 +272,9 @@ class Client:
                 self._drained.discard(msg.id)
             raise ClientError("too_large", f"the request is {size / 2**20:.1f} MiB; the server accepts at most "
                               f"{self.max_message_bytes / 2**20:.1f} MiB: send shorter audio")
+        with self._lock:
+            if msg.id in self._pending:
+                self._heard[msg.id] = time.monotonic()
         self._outbox.put(frames)
         self._wake()
 
@@ -368,30 +376,88 @@ class Client:
                     self._fail_all("timeout", f"no answer from the OSM-Net server at {self.address} for "
                                    f"{self.timeout:g} s; is `osmnet serve` running there?")
                     self._waiting_since = now
+                self._give_up_silent_requests(now)
         except Exception as e:  # the socket broke: nothing may wait forever on this client
             if not self._closed:
                 self._fail_all("server_lost", f"the client's connection broke ({e}); create a new Client")
+
+    def _give_up_silent_requests(self, now):
+        """End requests the server has said nothing about for `timeout` s while it answers heartbeats.
+
+        A stuck worker (or a server that drops a request) would otherwise leave the caller
+        waiting for good: the server's pongs keep the connection looking alive. Jobs are never
+        silent that long while they wait or work (docs/protocol.md), so silence means stuck;
+        the job is cancelled on the server too."""
+        with self._lock:
+            for rid in [r for r in self._heard if r not in self._pending]:
+                del self._heard[rid]
+            silent = [r for r, seen in self._heard.items() if now - seen > self.timeout
+                      and not (self._pending[r] and self._pending[r][-1].final)]
+            for rid in silent:
+                del self._heard[rid]
+                what = "job" if rid in self._job_ids else "request"
+                self._pending[rid].append(Event("error", rid, {"code": "timeout", "message": (
+                    f"the server at {self.address} answers heartbeats but has sent nothing about {what} {rid} for "
+                    f"{self.timeout:g} s (a stuck worker?); it was given up" + (" and cancelled" if what == "job" else "")
+                    + ": run it again, and check the server's log if it happens again")}))
+            if silent:
+                self._lock.notify_all()
+        for rid in silent:
+            if rid in self._job_ids:
+                self._send_now(P.Message("cancel", {"job": rid}, id=self._new_id()))
+
+    def _send_now(self, msg):
+        try:
+            self._sock.send_multipart(P.encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def _receive(self):
         while True:
             frames = _recv_or_none(self._sock, multipart=True)
             if frames is None:
                 return
-            self._last_heard = time.monotonic()
+            now = self._last_heard = time.monotonic()
             try:
                 msg = P.decode(frames)
+                problem = P.reply_problem(msg)
             except P.ProtocolError as e:
-                ev = Event("error", None, {"code": e.code, "message": f"bad reply from the server: {e.message}"})
-                with self._lock:
-                    self._orphans.append(ev)
+                other_version = e.code == "bad_version" and isinstance(_peek(frames, "protocol"), int)
+                self._bad_reply(_peek(frames, "ref"), "bad_version" if other_version else "bad_message", e.message)
+                continue
+            if problem:
+                self._bad_reply(msg.ref, "bad_message", problem)
                 continue
             ev = Event(msg.type, msg.ref, msg.content, msg.buffers)
             with self._lock:
                 if msg.ref in self._pending:
                     self._pending[msg.ref].append(ev)
+                    self._heard[msg.ref] = now
+                    if ev.final:
+                        self._heard.pop(msg.ref, None)
+                        self._job_ids.discard(msg.ref)
                     self._lock.notify_all()
                 elif msg.type == "error" and msg.ref is None:
                     self._orphans.append(ev)
+
+    def _bad_reply(self, ref, code, problem):
+        """A reply that is not well-formed: it ends the request it names, or every waiting one."""
+        message = (f"bad reply from the server at {self.address}: {problem}; the server and this add-on "
+                   "do not speak the same protocol (update the older one)")
+        with self._lock:
+            named = ref in self._pending
+            if named:
+                self._pending[ref].append(Event("error", ref, {"code": code, "message": message}))
+                self._heard.pop(ref, None)
+                self._lock.notify_all()
+            else:  # drain() shows it even when nothing was waiting
+                self._orphans.append(Event("error", None, {"code": code, "message": message}))
+            cancel = named and ref in self._job_ids
+            self._job_ids.discard(ref)
+        if cancel:
+            self._send_now(P.Message("cancel", {"job": ref}, id=self._new_id()))
+        elif not named:
+            self._fail_all(code, message)
 
     def _on_monitor(self):
         from zmq.utils.monitor import recv_monitor_message
@@ -418,6 +484,17 @@ class Client:
                 self._refused, self._connected = None, True
 
 
+def _peek(frames, key: str):
+    """Best effort: one field of a reply header that failed to decode (None if there is none)."""
+    import json
+
+    try:
+        value = json.loads(bytes(frames[0])[:P.MAX_HEADER_BYTES]).get(key)
+    except Exception:  # not JSON, not an object, no frames: nothing to find
+        return None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def _recv_or_none(sock, multipart=False):
     try:
         return sock.recv_multipart(zmq.NOBLOCK) if multipart else sock.recv(zmq.NOBLOCK)
@@ -426,14 +503,21 @@ def _recv_or_none(sock, multipart=False):
 
 
 def assemble(events) -> dict[int, np.ndarray]:
-    """Chunk events -> {take: (frames, 58) array}; raises if a chunk is missing, repeated or out of order."""
+    """Chunk events -> {take: (frames, 58) array}.
+
+    Raises ClientError("bad_message") if a chunk is malformed, missing, repeated or out of order."""
     parts: dict[int, list] = {}
     lengths: dict[int, int] = {}
     for ev in events:
         if ev.type != "chunk":
             continue
+        problem = P.reply_problem(P.Message("chunk", ev.content if isinstance(ev.content, dict) else {},
+                                            list(ev.buffers or [])))
+        if problem:
+            raise ClientError("bad_message", f"cannot assemble the takes: {problem}")
         if ev.start != lengths.get(ev.take, 0):
-            raise ValueError(f"take {ev.take}: chunk starts at frame {ev.start}, expected {lengths.get(ev.take, 0)}")
+            raise ClientError("bad_message", f"take {ev.take}: chunk starts at frame {ev.start}, expected "
+                              f"{lengths.get(ev.take, 0)} (a chunk is missing or repeated)")
         parts.setdefault(ev.take, []).append(ev.values)
         lengths[ev.take] = ev.start + ev.values.shape[0]
     return {t: np.concatenate(p) for t, p in sorted(parts.items())}

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .channels import ALL_CHANNELS
+
 PROTOCOL_VERSION = 1
 
 # Requests a client sends to the server (a DEALER talking to the server's ROUTER).
@@ -46,6 +48,7 @@ ERROR_CODES = {
     "server_busy": "the job queue is full; wait for running jobs to finish",
     "shutting_down": "the server is shutting down; start `osmnet serve` again and retry",
     "internal": "the server hit an unexpected error; the message has details, please report it",
+    "unauthorized": "a worker tried to attach without this server's worker token; pass --worker-token FILE",
     # Raised on the client side only (the server never sends these).
     "timeout": "the server did not answer in time; is `osmnet serve` running at this address?",
     "server_lost": "the connection to the server was lost; restart `osmnet serve` and try again",
@@ -276,3 +279,64 @@ def field_buffer(msg: Message, index, name: str, dtype=None, ndim=None):
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---- replies as a client receives them: one place that says what a well-formed reply holds ----
+
+N_CHANNELS = len(ALL_CHANNELS)  # columns of every take array (docs/take-format.md)
+
+
+def _is_int(value, lo=0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lo
+
+
+def _is_number(value, positive=False) -> bool:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return ok and (value > 0 if positive else True)
+
+
+def reply_problem(msg: Message) -> str | None:
+    """What is wrong with a reply or job event from the server (None when it is well-formed).
+
+    decode() already checked the envelope; this checks the fields a client relies on, so a broken
+    server surfaces as `bad_message` instead of an IndexError or a wrong take deep in the client."""
+    c, bufs = msg.content, msg.buffers
+    if msg.type == "error":
+        if not isinstance(c.get("code"), str) or not isinstance(c.get("message", ""), str):
+            return "an error without a code and message text"
+    elif msg.type == "welcome":
+        limits = c.get("limits", {})
+        if not isinstance(limits, dict):
+            return f"welcome.limits must be an object, got {_short(limits)}"
+        for name in ("max_message_mb", "max_audio_seconds"):
+            if name in limits and not (_is_number(limits[name], positive=True) and limits[name] < 1e9):
+                return f"welcome.limits.{name} must be a positive number, got {_short(limits[name])}"
+        for name in ("max_takes", "max_queue"):
+            if name in limits and not _is_int(limits[name], 1):
+                return f"welcome.limits.{name} must be a positive integer, got {_short(limits[name])}"
+        if "heartbeat" in c and not _is_number(c["heartbeat"], positive=True):
+            return f"welcome.heartbeat must be a positive number, got {_short(c['heartbeat'])}"
+        if "channels" in c and not (isinstance(c["channels"], list) and all(isinstance(x, str) for x in c["channels"])):
+            return "welcome.channels must be a list of names"
+    elif msg.type == "chunk":
+        if not (_is_int(c.get("take")) and _is_int(c.get("start"))):
+            return f"a chunk needs integer take and start >= 0, got {_short(c.get('take'))}, {_short(c.get('start'))}"
+        if (len(bufs) != 1 or isinstance(bufs[0], bytes) or bufs[0].dtype.name != "float32" or bufs[0].ndim != 2
+                or bufs[0].shape[1] != N_CHANNELS):
+            return f"a chunk must carry one float32 (frames, {N_CHANNELS}) array"
+    elif msg.type == "frames":
+        if not _is_int(c.get("start")):
+            return "a frames event needs an integer start >= 0"
+        if (len(bufs) != 1 or isinstance(bufs[0], bytes) or bufs[0].dtype.name != "uint8" or bufs[0].ndim != 4
+                or bufs[0].shape[3] != 3):
+            return "a frames event must carry one uint8 (count, size, size, 3) array"
+    elif msg.type == "take_done":
+        if not (_is_int(c.get("take")) and _is_int(c.get("frames"))):
+            return "take_done needs integer take and frames"
+    elif msg.type == "progress":
+        if not _is_number(c.get("done", 0.0)):
+            return "progress.done must be a number"
+    elif msg.type == "finished":
+        if not isinstance(c.get("status", "ok"), str):
+            return "finished.status must be a string"
+    return None

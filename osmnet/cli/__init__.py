@@ -36,7 +36,7 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog.removeprefix('osmnet ')}: {message} (see `{self.prog} --help`)")
 
 # Command modules in the order `osmnet --help` lists them.
-COMMANDS = ("track", "prepare", "head", "train", "generate", "evaluate", "plot", "render")
+COMMANDS = ("track", "prepare", "head", "train", "generate", "batch", "evaluate", "plot", "render")
 
 # Other packages add commands through this entry-point group (the backend adds serve, worker and
 # keys), so the model library never imports them.

@@ -86,6 +86,8 @@ def test_ten_thousand_malformed_messages_leave_the_server_answering_and_small():
                 sock.send_multipart(fuzz_message(rng, i))
                 while sock.poll(0):
                     msg = P.decode(sock.recv_multipart())
+                    if msg.type == "progress":  # a queued job's notes, not answers
+                        continue
                     key = msg.content.get("code", msg.type)
                     replies[key] = replies.get(key, 0) + 1
 
@@ -101,6 +103,8 @@ def test_ten_thousand_malformed_messages_leave_the_server_answering_and_small():
             while sum(replies.values()) < 11_000 and time.monotonic() < deadline:  # every message answered
                 while sock.poll(50):
                     msg = P.decode(sock.recv_multipart())
+                    if msg.type == "progress":  # a queued job's notes, not answers
+                        continue
                     key = msg.content.get("code", msg.type)
                     replies[key] = replies.get(key, 0) + 1
             rss_after = T.rss_bytes(server.pid)

@@ -27,7 +27,7 @@ def test_jobs_start_in_queue_order_on_the_least_loaded_worker():
     got = [(j.id, w.name) for j, w in t.assignments(now=1.0)]
     assert [g[0] for g in got] == ["j0", "j1", "j2"]  # 3 slots in all; j3 waits
     assert sorted(w for _, w in got) == ["a", "a", "b"]
-    assert list(t.queue) == ["j3"]
+    assert [t.jobs[k].id for k in t.queue] == ["j3"]
 
 
 def test_ties_go_to_the_worker_that_got_work_longest_ago():
@@ -43,7 +43,7 @@ def test_a_job_reading_a_server_path_waits_for_a_same_machine_worker_without_blo
     t.add(job(0, local_only=True))
     t.add(job(1))
     assert [(j.id, w.name) for j, w in t.assignments(now=1.0)] == [("j1", "remote")]
-    assert list(t.queue) == ["j0"]
+    assert [t.jobs[k].id for k in t.queue] == ["j0"]
 
 
 def test_render_jobs_only_go_to_workers_that_can_render():
@@ -58,19 +58,21 @@ def test_a_finished_running_job_frees_its_slot_only_when_the_worker_says_so():
     t = table_with(worker("a"))
     t.add(job(0))
     (j, w), = t.assignments(now=1.0)
-    t.finish("j0")  # cancelled: gone for the client at once ...
-    assert "j0" not in t.jobs and t.draining == {"j0": b"a"} and w.free == 0
-    t.release(b"a", "j0")  # ... the worker is free once it reports the job stopped
+    t.finish(j.key)  # cancelled: gone for the client at once ...
+    assert j.key not in t.jobs and t.draining == {j.key: b"a"} and w.free == 0
+    assert t.of_client(j.client, "j0") is None
+    t.release(b"a", j.key)  # ... the worker is free once it reports the job stopped
     assert w.free == 1 and not t.draining and w.jobs_done == 1
 
 
 def test_a_lost_worker_returns_its_live_jobs_and_forgets_draining_ones():
     t = table_with(worker("a", slots=2))
-    t.add(job(0))
-    t.add(job(1))
+    j0, j1 = job(0), job(1)
+    t.add(j0)
+    t.add(j1)
     list(t.assignments(now=1.0))
-    t.finish("j1")
-    assert t.remove_worker(b"a") == ["j0"]
+    t.finish(j1.key)
+    assert t.remove_worker(b"a") == [j0.key]
     assert not t.draining and not t.workers
 
 

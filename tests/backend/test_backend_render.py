@@ -54,7 +54,8 @@ def test_rendered_frames_equal_the_renderers_own(server, take, shared_data, send
     with Client(server.address, timeout=60) as c:
         assert "render" in c.hello()["capabilities"]
         events = list(c.render(take, image, size=128))
-    assert events[-1].type == "finished" and events[1].content["frames"] == 12
+    started = next(e for e in events if e.type == "started")  # after accepted (and any "preparing" progress)
+    assert events[-1].type == "finished" and started.content["frames"] == 12
     got = frames_of(events)
     want = np.stack(list(render_frames(Portrait.from_image(load_image(path)), take, size=128)))
     assert got.shape == (12, 128, 128, 3) and got.dtype == np.uint8

@@ -71,7 +71,7 @@ def curve_server(tmp_path):
     # Any interface is allowed once keys are given; clients still reach it through 127.0.0.1.
     port = free_port()
     srv = Server(f"tcp://0.0.0.0:{port}", engine=None, keys_dir=keys, limits=limits, expect_workers=True).start()
-    worker = Worker(f"tcp://127.0.0.1:{port}", Engine(OnesGenerator()), name="remote", keys_dir=keys,
+    worker = Worker(f"tcp://127.0.0.1:{port}", Engine(OnesGenerator()), name="remote", keys_dir=keys, token=srv.worker_token,
                     heartbeat=0.1).start()
     yield f"tcp://127.0.0.1:{port}", keys, srv
     worker.request_stop()
