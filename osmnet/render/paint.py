@@ -65,7 +65,7 @@ class Painter:
         only eye and lid pixels are computed.
 
         verts (B, N, 3) target vertices; tri, bary, region: the raster (B, r, r[, 3]);
-        tris (T, 3) and attrs (N, 3) the rig's triangles and per-vertex paint attributes.
+        tris (T, 3) and attrs (N, 1) the rig's triangles and per-vertex lid attribute.
         """
         closure = self.closure(verts)
         if not any(bool((c > 0).any()) for c in closure):
@@ -80,8 +80,7 @@ class Painter:
         reg = flat_region[sel]
         frame = torch.div(sel, r * r, rounding_mode="floor")
         vid = tris[tri.reshape(-1)[sel]]  # (M, 3)
-        at = (attrs[vid] * bary.reshape(-1, 3)[sel].unsqueeze(-1)).sum(dim=1)  # (M, 3)
-        lid = at[:, 2]
+        lid = (attrs[vid, 0] * bary.reshape(-1, 3)[sel]).sum(dim=1)  # (M,)
         colour = torch.zeros(sel.numel(), 3, device=verts.device)
         alpha = torch.zeros(sel.numel(), device=verts.device)
 
