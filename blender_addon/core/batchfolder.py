@@ -17,6 +17,9 @@ from .errors import UserInputError
 BATCH_REPORT = "batch.json"  # docs/batch.md: {"format": "osmnet-batch", "version": 1, "lines": [...], ...}
 BATCH_FORMAT, BATCH_VERSION = "osmnet-batch", 1
 TAKE_GLOB = "take_*.json"
+LINE_FILE = "line.json"  # inside each finished line's folder: what was made, from what
+PARTIAL_DIR = ".osmnet-partial"  # lines being written (hidden: never read as a line)
+# The layout's one home: `osmnet batch` (osmnet/batch/folder.py) writes what this module reads.
 _AUDIO_KEYS = ("audio", "audio_path", "source", "path", "file", "sound")
 
 

@@ -14,13 +14,13 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+from blender_addon.core.batchfolder import BATCH_FORMAT, BATCH_VERSION, LINE_FILE, PARTIAL_DIR
 from blender_addon.core.errors import EnvironmentProblem
 from blender_addon.core.files import atomic_write
 from osmnet.batch.lines import REPORT, BatchError, Line, Settings
 
-FORMAT, VERSION = "osmnet-batch", 1
-LINE_FILE = "line.json"  # inside each finished line's folder: what was made, from what
-PARTIAL = ".osmnet-partial"  # lines being written; removed at the start of every run
+FORMAT, VERSION = BATCH_FORMAT, BATCH_VERSION
+PARTIAL = PARTIAL_DIR  # lines being written; removed at the start of every run
 LOCK = ".osmnet-batch.lock"
 
 

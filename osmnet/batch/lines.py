@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blender_addon.core.errors import UserInputError
+from blender_addon.core.batchfolder import BATCH_REPORT
 
-REPORT = "batch.json"  # the batch folder's report; no line may take this name
+REPORT = BATCH_REPORT  # the batch folder's report; no line may take this name
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
 MAX_ATTEMPTS = 2  # a line whose worker dies this often is reported failed instead of retried
 
