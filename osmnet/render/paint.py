@@ -1,23 +1,19 @@
-"""What a warp cannot show, painted over it: the mouth interior and the closed eyelid.
+"""What a warp cannot show around the eyes, painted over it: the closed eyelid.
 
-A mesh warp only moves pixels that exist in the photo. When the lips part, the inner-lip strip
-of the mesh (region MOUTH) grows from a sliver into the open mouth: it is filled with a dark
-cavity and a band of upper teeth (a hint of lower teeth when wide open), with soft lip edges.
 When an eye closes, the strip above it (region LID) is stretched over the eye: it is painted
-with the skin colour sampled between the eye and the brow, darkening towards the lash line.
-Both are blended in proportion to how much more the mouth is open / the eye is closed than in
-the photo, so a zero take paints nothing. Output is a premultiplied RGBA overlay at raster resolution.
+with the skin colour sampled between the eye and the brow, darkening towards the lash line,
+blended in proportion to how much more the eye is closed than in the photo, so a zero take
+paints nothing. Output is a premultiplied RGBA overlay at raster resolution. The mouth's inside
+is painted at full resolution by osmnet.render.mouth.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from osmnet.render.rig import EYE_L, EYE_R, EYES, LID_L, LID_R, MOUTH, MOUTH_LOWER, MOUTH_UPPER
+from osmnet.render.rig import EYE_L, EYE_R, EYES, LID_L, LID_R
 
 BROWS = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))  # lower brow edge, right then left eye
-CAVITY = (0.20, 0.07, 0.07)
-TEETH = (0.92, 0.90, 0.85)  # in a well-lit photo; scaled by the photo's skin brightness
 
 
 def _smoothstep(e0, e1, x):
@@ -50,22 +46,10 @@ class Painter:
 
     def __init__(self, portrait, poser, size: int, raster: int, device):
         src = poser.src.unsqueeze(0)
-        self.open0 = _opening(src, MOUTH_UPPER, MOUTH_LOWER)[0]
         self.eye0 = [_opening(src, up, lo)[0].clamp_min(1e-4) for up, lo in EYES]
         self.raster = raster
         self.skin = [torch.as_tensor(skin_colour(portrait.image, portrait.landmarks, k), device=device)
                      for k in range(2)]
-        # Teeth in a dim or tinted photo must not glow: scale them by the skin's brightness and
-        # tint them slightly towards the photo's light (skin colour relative to its mean).
-        skin = np.mean([c.cpu().numpy() for c in self.skin], axis=0)
-        light = float(np.clip(skin.mean() / 0.6, 0.35, 1.0))
-        tint = 0.85 + 0.15 * skin / max(float(skin.mean()), 1e-3)
-        self.teeth = torch.tensor(np.clip(np.array(TEETH) * light * tint, 0, 1), dtype=torch.float32, device=device)
-        # A black-and-white photo gets a grey mouth: keep only as much colour as the skin has.
-        sat = float(np.clip((skin.max() - skin.min()) / max(float(skin.max()), 1e-3) / 0.25, 0.0, 1.0))
-        cav = np.array(CAVITY)
-        cav = cav.mean() + (cav - cav.mean()) * sat
-        self.cavity = torch.tensor(cav, dtype=torch.float32, device=device)
 
     def closure(self, verts: torch.Tensor) -> list[torch.Tensor]:
         """How much more closed than in the photo each eye is, 0..1, (B,) each."""
@@ -77,44 +61,30 @@ class Painter:
 
     def overlay(self, verts: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor, region: torch.Tensor,
                 tris: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        """Premultiplied RGBA (B, 4, r, r) for a batch; only mouth/eye/lid pixels are computed.
+        """Premultiplied RGBA (B, 4, r, r) for a batch, or None when no eye is closing in it;
+        only eye and lid pixels are computed.
 
         verts (B, N, 3) target vertices; tri, bary, region: the raster (B, r, r[, 3]);
-        tris (T, 3) and attrs (N, 3) the rig's triangles and per-vertex paint attributes.
+        tris (T, 3) and attrs (N, 1) the rig's triangles and per-vertex lid attribute.
         """
+        closure = self.closure(verts)
+        if not any(bool((c > 0).any()) for c in closure):
+            return None
         B, r = verts.shape[0], region.shape[-1]
         rgba = torch.zeros(B * r * r, 4, device=verts.device)
         flat_region = region.reshape(-1)
-        sel = torch.nonzero(flat_region >= MOUTH).squeeze(1)  # MOUTH, EYE_*, LID_* are 1..5
+        sel = torch.nonzero(flat_region >= EYE_R).squeeze(1)  # EYE_*, LID_* are 2..5
         sel = sel[flat_region[sel] <= LID_L]
         if sel.numel() == 0:
-            return rgba.view(B, r, r, 4).permute(0, 3, 1, 2)
+            return None
         reg = flat_region[sel]
         frame = torch.div(sel, r * r, rounding_mode="floor")
         vid = tris[tri.reshape(-1)[sel]]  # (M, 3)
-        at = (attrs[vid] * bary.reshape(-1, 3)[sel].unsqueeze(-1)).sum(dim=1)  # (M, 3)
-        mu, mv, lid = at[:, 0], at[:, 1], at[:, 2]
+        lid = (attrs[vid, 0] * bary.reshape(-1, 3)[sel]).sum(dim=1)  # (M,)
         colour = torch.zeros(sel.numel(), 3, device=verts.device)
         alpha = torch.zeros(sel.numel(), device=verts.device)
 
-        mouth = reg == MOUTH
-        gap = _opening(verts, MOUTH_UPPER, MOUTH_LOWER)
-        if bool(mouth.any()) and bool((gap > self.open0).any()):
-            width = (verts[:, MOUTH_UPPER[0], :2] - verts[:, MOUTH_UPPER[-1], :2]).norm(dim=-1)
-            amount = (2.0 * (gap - self.open0) / gap.clamp_min(1e-6)).clamp(0, 1)[frame]
-            edge_w = (0.7 / (gap * self.raster).clamp_min(1e-3)).clamp(0.03, 0.5)[frame]
-            edge = _smoothstep(0.0, edge_w, mv) * _smoothstep(0.0, edge_w, 1 - mv) * _smoothstep(0.0, 0.15, mu)
-            teeth_h = (0.10 * width / gap.clamp_min(1e-6)).clamp(0.12, 0.4)[frame]
-            upper = 1 - _smoothstep(teeth_h * 0.75, teeth_h, mv)
-            lower = _smoothstep(1 - teeth_h * 0.4, 1 - teeth_h * 0.25, mv) * 0.35
-            teeth = (torch.maximum(upper, lower) * _smoothstep(0.12, 0.4, mu)).unsqueeze(1)
-            cav = self.cavity * (1.0 - 0.45 * mu).unsqueeze(1)
-            col = cav * (1 - teeth) + self.teeth * (0.35 + 0.65 * mu).unsqueeze(1) * teeth
-            a = amount * edge * mouth
-            colour += col * a.unsqueeze(1)
-            alpha += a
-
-        for k, c in enumerate(self.closure(verts)):
+        for k, c in enumerate(closure):
             if not bool((c > 0).any()):
                 continue
             c = c[frame]

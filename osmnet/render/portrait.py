@@ -4,8 +4,8 @@ No neural weights: the photo's face is found by MediaPipe (osmnet.data.track), i
 lifted into the canonical face space, each frame's ARKit weights move them through the
 expression basis and the head channels turn/shift them, and the whole image follows through a
 dense mesh warp (osmnet.render.warp) of the face mesh plus rings for hair, neck and background
-(osmnet.render.rig). What the photo cannot show is painted (osmnet.render.paint): the mouth interior when the
-lips part, the eyelid when the eye closes.
+(osmnet.render.rig). What the photo cannot show is painted: the closed eyelid (osmnet.render.paint)
+and, when the lips part, the teeth, gums and tongue behind them (osmnet.render.mouth).
 
 Take values are applied relative to the photo, so a zero take gives back the photo:
   * expression: a channel acts only above its neutral level, the larger of the photo's own
@@ -24,6 +24,7 @@ import torch
 
 from osmnet.render import warp
 from blender_addon.core.files import atomic_path, replace_dir
+from osmnet.render.mouth import MouthPainter, shown_basis
 from osmnet.render.paint import Painter
 from osmnet.render.rig import OUTER, Rig, RigPoser, build_rig
 from blender_addon.core.take import ARKIT_NAMES, HEAD_CHANNELS, Take
@@ -186,6 +187,7 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
         from osmnet.data.expression import ExpressionBasis
 
         basis = ExpressionBasis.load()
+    basis = shown_basis(basis)
     stop = take.frames if stop is None else min(stop, take.frames)
     head, weights = _relative_channels(portrait, take, center_pose)
     raster = raster or max(size // 2, 64)
@@ -194,6 +196,7 @@ def render_frames(portrait: Portrait, take: Take, size: int = 256, device="cpu",
     return _stream(job, head, weights, start, stop, batch)
 
 
+_TONGUE = ARKIT_NAMES.index("tongueOut")
 _GAZE = [[ARKIT_NAMES.index(f"eyeLook{d}{side}") for d in ("In", "Out", "Up", "Down")]
          for side in ("Right", "Left")]  # the subject's right eye is EYES[0]
 
@@ -218,6 +221,8 @@ class _Batcher:
         self.rest = basis.apply(np.zeros((1, len(ARKIT_NAMES)), np.float32))[0]
         self.poser = RigPoser(portrait.rig, device)
         self.painter = Painter(portrait, self.poser, size, raster, device)
+        skin = np.mean([c.cpu().numpy() for c in self.painter.skin], axis=0)
+        self.mouth = MouthPainter(portrait, self.poser, size, device, skin)
         self.image = torch.as_tensor(np.array(portrait.image_at(size)), device=device).permute(2, 0, 1)[None].float() / 255
         self.ident_r = warp.identity_grid(raster, raster, device) / raster
         self.ident_s = warp.identity_grid(size, size, device)
@@ -235,7 +240,9 @@ class _Batcher:
         overlay = self.painter.overlay(verts, tri, bary, region, poser.tris, poser.attrs)
         flow = warp.upsample_field(flow.permute(0, 3, 1, 2) * size, size, size).permute(0, 2, 3, 1)
         out = warp.sample(self.image, self.ident_s + flow)  # (B, 3, S, S)
-        _composite(out, overlay, size // raster if size % raster == 0 else 0)
+        if overlay is not None:
+            _composite(out, overlay, size // raster if size % raster == 0 else 0)
+        self.mouth.paint(out, verts, head, expr, torch.as_tensor(weights[:, _TONGUE], device=self.device))
         return out.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 

@@ -14,7 +14,8 @@ Rings are built as quad strips between loops of equal length (oval -> inner -> o
 so the whole plane is tiled by a valid triangulation without any Delaunay step.
 
 Triangles are labelled by region so the renderer can paint what the photo does not show: the
-mouth interior (the mesh's inner-lip strip) and the closed eyelid (the strip above each eye).
+closed eyelid (the strip above each eye; osmnet.render.paint). The inner-lip strip is labelled
+MOUTH; the mouth's inside is painted from the lip vertices themselves (osmnet.render.mouth).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class Rig:
     follow: np.ndarray  # (N,) share of the rigid head motion (1 face, 0 border)
     tris: np.ndarray  # (T, 3) int64
     region: np.ndarray  # (T,) int64 region label per triangle
-    attrs: np.ndarray  # (N, 3): mouth u (0 corner -> 1 middle), mouth v (0 upper -> 1 lower), lid (1 at lash line)
+    attrs: np.ndarray  # (N, 1): lid (1 at the lash line), read by the eyelid painter
     scale: float  # crop units per canonical cm
     rot: np.ndarray  # (3, 3) canonical -> camera rotation of the photo's head
     trans: np.ndarray  # (3,) image-space position of the canonical origin
@@ -168,24 +169,17 @@ def _eye_fans(tris: np.ndarray, region: np.ndarray):
 
 
 def _face_regions(mesh_tris: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Region label per face triangle and the (N_FACE, 3) mouth/lid attributes."""
+    """Region label per face triangle and the (N_FACE, 1) lid attribute (1 at the lash line)."""
     region = np.full(len(mesh_tris), FACE, np.int64)
-    attrs = np.zeros((N_FACE, 3), np.float32)
+    attrs = np.zeros((N_FACE, 1), np.float32)
     mouth = set(MOUTH_UPPER) | set(MOUTH_LOWER)
-    n = len(MOUTH_UPPER) - 1
-    for i, (u, l) in enumerate(zip(MOUTH_UPPER, MOUTH_LOWER)):
-        mid = 1.0 - abs(i - n / 2) / (n / 2)
-        attrs[u, 0], attrs[l, 0] = mid, mid
-        attrs[u, 1], attrs[l, 1] = 0.0, 1.0
-    for c in (MOUTH_UPPER[0], MOUTH_UPPER[-1]):
-        attrs[c, 1] = 0.5
     in_set = lambda t, s: all(int(v) in s for v in t)  # noqa: E731
     region[[in_set(t, mouth) for t in mesh_tris]] = MOUTH
     for k, (upper, lower) in enumerate(EYES):
         eye = set(upper) | set(lower)
         region[[in_set(t, eye) for t in mesh_tris]] = EYE_R + k
         lash = set(upper[1:-1])
-        attrs[list(lash), 2] = 1.0
+        attrs[list(lash), 0] = 1.0
         floor = canon[list(upper), 1].min() - 0.05
         for ti, t in enumerate(mesh_tris):
             if region[ti] == FACE and any(int(v) in lash for v in t) and canon[t, 1].min() >= floor:
@@ -272,7 +266,7 @@ def build_rig(landmarks: np.ndarray, canonical: np.ndarray, matrix: np.ndarray,
                  + _strip(list(idx_out), list(idx_border)))
     all_tris = np.concatenate([tris, np.asarray(ring_tris, np.int64)])
     all_region = np.concatenate([region, np.full(len(ring_tris), OUTER, np.int64)])
-    attrs = np.concatenate([face_attrs, np.zeros((2 + 3 * n, 3), np.float32)])
+    attrs = np.concatenate([face_attrs, np.zeros((2 + 3 * n, 1), np.float32)])
     dist = float(-matrix[2, 3]) if matrix is not None and matrix[2, 3] < -1e-3 else 50.0
     tex = np.concatenate([_hidden_fill(src[:N_CORE, :2], tris), src[N_CORE:, :2]]).astype(np.float32)
     return Rig(src, tex, canon, follow, all_tris, all_region, attrs, s, rot, t, dist)
@@ -321,6 +315,14 @@ class RigPoser:
 
         Returns target vertex positions (B, N, 3) in crop-normalised image units.
         """
+        X = self.canon.expand(len(head), -1, -1)
+        if expr is not None:
+            X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
+        verts = self.src + (self.place(X, head) - self.base) * self.follow.view(1, -1, 1)
+        return self._place_pupils(verts, gaze)
+
+    def place(self, X: torch.Tensor, head: np.ndarray) -> torch.Tensor:
+        """Canonical points (B, K, 3) -> image (B, K, 3) under each frame's rigid head pose."""
         head = np.asarray(head, np.float64)
         delta = torch.as_tensor(euler_to_rotation(head[:, 0], head[:, 1], head[:, 2]),
                                 dtype=torch.float32, device=self.device)  # camera frame
@@ -330,12 +332,7 @@ class RigPoser:
         scale = torch.as_tensor(rig.scale * zoom, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         shift = np.stack([head[:, 3], -head[:, 4], -head[:, 5]], 1) * 100.0 * rig.scale
         trans = self.trans0 + torch.as_tensor(shift, dtype=torch.float32, device=self.device).unsqueeze(1)
-        X = self.canon.expand(head.shape[0], -1, -1)
-        if expr is not None:
-            X = torch.cat([self._uncross(X[:, :N_FACE] + expr), X[:, N_FACE:]], dim=1)
-        moved = scale * (X @ rot_img.transpose(1, 2)) + trans
-        verts = self.src + (moved - self.base) * self.follow.view(1, -1, 1)
-        return self._place_pupils(verts, gaze)
+        return scale * (X @ rot_img.transpose(1, 2)) + trans
 
     def _eye_frame(self, v: torch.Tensor, k: int):
         """Origin, across/up unit vectors, width and opening of eye k in (B, N, 3) vertices."""
