@@ -21,18 +21,12 @@ from . import compat, takes
 from .strips import _free_channel, scene_fps  # the sequencer's one channel finder
 from .core import batchfolder, interop
 from .core.errors import UserInputError
+from .opsupport import explain as _explain, reports_user_errors, settings as _settings
 from .core.take import ALL_CHANNELS, Take
 
 
-def _explain(cls, message):
-    if message:
-        cls.poll_message_set(message)
-        return False
-    return True
 
 
-def _settings(context):
-    return context.scene.osmnet
 
 
 def add_sound(scene, path, frame: int, frames: int, name: str = ""):
@@ -307,13 +301,10 @@ class OSMNET_OT_import_batch(bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {'RUNNING_MODAL'}
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            done = import_batch(context, self.directory, self.gap, self.add_sound_strips, self.audio_folder,
-                                takes_per_line=self.takes_per_line)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        done = import_batch(context, self.directory, self.gap, self.add_sound_strips, self.audio_folder,
+                            takes_per_line=self.takes_per_line)
         level, text = batch_summary(done)
         self.report({level}, text)
         return {'FINISHED'}

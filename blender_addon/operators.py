@@ -16,19 +16,12 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import localserver, preview, rigmap, runtime, strips, takes
 from .core.errors import UserInputError
+from .opsupport import explain as _explain, reports_user_errors, settings as _settings
 from .properties import addon_prefs
 
 
-def _explain(cls, message):
-    """poll() helper: grey the button out and say why (Blender 4.0+ shows it as a tooltip)."""
-    if message:
-        cls.poll_message_set(message)
-        return False
-    return True
 
 
-def _settings(context):
-    return context.scene.osmnet
 
 
 class _JobOperator:
@@ -40,12 +33,9 @@ class _JobOperator:
     def start(self, context) -> str:  # returns the job id
         raise NotImplementedError
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            self.job_id = self.start(context)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        self.job_id = self.start(context)
         runtime.ensure_app_timer()
         return {'FINISHED'}
 
@@ -103,12 +93,9 @@ class OSMNET_OT_backend_start(bpy.types.Operator):
     def poll(cls, context):
         return _explain(cls, "The local backend is already running" if localserver.backend_running() else None)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            command = localserver.start_backend(context, on_tick=runtime.drain)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        command = localserver.start_backend(context, on_tick=runtime.drain)
         self.report({'INFO'}, "Started: " + " ".join(command))
         return {'FINISHED'}
 
@@ -293,12 +280,9 @@ class OSMNET_OT_take_import(bpy.types.Operator, ImportHelper):
     def poll(cls, context):
         return _explain(cls, takes.target_problem(_settings(context).target))
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            item = takes.import_take(context, self.filepath, csv_fps=self.csv_fps)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        item = takes.import_take(context, self.filepath, csv_fps=self.csv_fps)
         self.report({'INFO'}, f"Imported {item.name} ({item.frames} frames)")
         return {'FINISHED'}
 
@@ -322,12 +306,9 @@ class OSMNET_OT_take_export(bpy.types.Operator, ExportHelper):
         self.filename_ext = ".csv" if self.file_format == 'CSV' else ".json"
         return super().check(context)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            path = takes.export_take(context, self.filepath, self.file_format)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        path = takes.export_take(context, self.filepath, self.file_format)
         self.report({'INFO'}, f"Wrote {path}")
         return {'FINISHED'}
 
@@ -340,12 +321,9 @@ class OSMNET_OT_preview_head(bpy.types.Operator):
     bl_label = "Create Preview Head"
     bl_options = {'REGISTER', 'UNDO'}
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            obj = takes.create_preview_head(context)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        obj = takes.create_preview_head(context)
         self.report({'INFO'}, f"Created {obj.name}; takes now play on it")
         return {'FINISHED'}
 
@@ -462,12 +440,9 @@ class OSMNET_OT_take_restore(bpy.types.Operator):
     def poll(cls, context):
         return _explain(cls, "A job is running; wait for it or press Esc to cancel" if runtime.busy() else None)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            takes.restore_my_animation(context)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        takes.restore_my_animation(context)
         self.report({'INFO'}, "Only your own animation plays now; select a take to play it again")
         return {'FINISHED'}
 
@@ -484,12 +459,9 @@ class OSMNET_OT_reroll_accept(bpy.types.Operator):
             return _explain(cls, "A job is running; wait for it or press Esc to cancel")
         return _explain(cls, takes.accept_problem(_settings(context).active()))
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            name = takes.accept_reroll(context)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        name = takes.accept_reroll(context)
         self.report({'INFO'}, f"Accepted the re-roll into {name}")
         return {'FINISHED'}
 
@@ -570,12 +542,9 @@ range (or at the current frame) is subtracted from then on"""
     def poll(cls, context):
         return _explain(cls, takes.ready_problem(_settings(context).active()))
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            n = takes.capture_neutral(context, self.channel, self.clear)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        n = takes.capture_neutral(context, self.channel, self.clear)
         self.report({'INFO'}, f"{'Cleared' if self.clear else 'Captured'} the neutral of {n} channels")
         return {'FINISHED'}
 
@@ -587,12 +556,9 @@ class OSMNET_OT_mapping_save(bpy.types.Operator):
 
     filepath: StringProperty(name="File", subtype='FILE_PATH', description="Preset file; the panel's Preset when empty")
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            path = takes.save_mapping(context, self.filepath)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        path = takes.save_mapping(context, self.filepath)
         self.report({'INFO'}, f"Wrote {path}")
         return {'FINISHED'}
 
@@ -605,12 +571,9 @@ class OSMNET_OT_mapping_load(bpy.types.Operator):
 
     filepath: StringProperty(name="File", subtype='FILE_PATH', description="Preset file; the panel's Preset when empty")
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            path = takes.load_mapping(context, self.filepath)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        path = takes.load_mapping(context, self.filepath)
         self.report({'INFO'}, f"Loaded {path}")
         return {'FINISHED'}
 
@@ -628,12 +591,9 @@ class OSMNET_OT_takes_rekey(bpy.types.Operator):
         s = _settings(context)
         return _explain(cls, None if any(t.action for t in s.takes) else "There are no takes to re-key")
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            n = takes.rekey_all(context)
-        except UserInputError as e:
-            self.report({'ERROR'}, str(e))
-            return {'CANCELLED'}
+        n = takes.rekey_all(context)
         self.report({'INFO'}, f"Re-keyed {n} takes")
         return {'FINISHED'}
 
