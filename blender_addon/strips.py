@@ -8,9 +8,7 @@ generated at the scene's frame rate so each take frame is one scene frame.
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from . import compat
 from .core.errors import UserInputError
-from .core.files import atomic_write
+from .core.files import atomic_path
 
 
 @dataclass
@@ -133,16 +131,19 @@ def place_sound(scene, speech: Speech):
 # ------------------------------------------------------------------ rendered 2D frames
 
 def write_png(path: Path, rgb: np.ndarray):
-    """Minimal RGB8 PNG writer (no image library inside Blender's Python); atomic."""
+    """An RGB8 frame -> PNG through Blender's own image writer; atomic (temporary name, then rename)."""
     h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-    atomic_write(path, png)
+    img = bpy.data.images.new(".osmnet-frame", w, h, alpha=False)  # "." : hidden from image lists
+    try:
+        px = np.ones((h, w, 4), np.float32)
+        px[..., :3] = rgb[::-1] / np.float32(255.0)  # Blender's rows start at the bottom
+        img.pixels.foreach_set(px.ravel())
+        img.file_format = 'PNG'
+        with atomic_path(path) as tmp:
+            img.filepath_raw = str(tmp)
+            img.save()
+    finally:
+        bpy.data.images.remove(img)
 
 
 def frames_folder(context, take_name: str) -> Path:
