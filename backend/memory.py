@@ -1,17 +1,18 @@
 """Keeping a long-running process's memory flat under MB-sized messages (server and workers)."""
 from __future__ import annotations
 
-MMAP_THRESHOLD = 1 << 20  # bytes
+MMAP_THRESHOLD = 4 << 20  # bytes
 
 
 def return_big_buffers_to_the_os():
-    """Make glibc serve every buffer >= 1 MiB with its own mmap, freed back to the OS at once.
+    """Make glibc serve every buffer >= 4 MiB with its own mmap, freed back to the OS at once.
 
     glibc otherwise raises its mmap threshold after the first large free, and the MB-sized
     messages of a long-running server (audio uploads, oversize junk) then fragment the heap and
-    RSS only grows. Not lower: at 128 KiB every feature and tensor temporary of generation became
-    a fresh mmap with its pages zeroed, and 60 s x 8 takes took 2.3x as long (0.34 s against
-    0.15 s, measured in one process before and after the call). No-op without glibc's mallopt.
+    RSS only grows. Not lower: at 128 KiB (and still at 1 MiB, with the server's zmq buffers
+    about) the temporaries of generation became fresh mmaps with zeroed pages, and 60 s x 8 takes
+    took 1.5-2.3x as long (0.2-0.34 s against 0.15 s, measured in one process before and after the
+    call). No-op without glibc's mallopt.
     """
     import ctypes
     import ctypes.util
