@@ -32,7 +32,8 @@ from osmnet.model import eyes
 
 N_CH = len(ALL_CHANNELS)
 N_HEAD = len(HEAD_CHANNELS)
-BLOCK_CLIPS = 4
+BLOCK_CLIPS = 4  # clips in the first block: the first chunk arrives after ~5 s of audio
+LATER_BLOCK_CLIPS = 16  # clips in every later block: fewer, larger chunks once streaming has begun
 MARGIN = 2  # feature frames of extra wave on each side (features see +-40 ms)
 SEGMENTS, SEG_FRAMES = 24, 10  # pieces of the file that estimate its mean feature
 # Channels that rest (0 in rig space) where nobody speaks; brows, blinks and gaze stay alive.
@@ -42,6 +43,23 @@ DB_PER_LOG_ENERGY = 10.0 / np.log(10.0)  # features' natural-log energy -> dB
 
 class DeviceError(UserInputError):
     """The asked-for torch device cannot hold the model; the message names the ones that can."""
+
+
+def block_plan(f_start: int, f_end: int, clip_frames: int) -> tuple[list[int], list[int]]:
+    """Block starts and spans (whole clips) covering model frames [f_start, f_end).
+
+    The first block is short so the first chunk comes early; later blocks are longer, which
+    halves the per-block work (network calls, thread hand-offs, messages through the backend)
+    without changing a single value: features, expression context and the clip-by-clip motion do
+    not depend on where blocks end (tested against a single pass)."""
+    starts, spans, f0, clips = [], [], f_start, BLOCK_CLIPS
+    while f0 < f_end:
+        step = clips * clip_frames
+        starts.append(f0)
+        spans.append(-(-min(step, f_end - f0) // clip_frames) * clip_frames)
+        f0 += step
+        clips = LATER_BLOCK_CLIPS
+    return starts, spans
 
 
 def smoothstep(x):
@@ -155,9 +173,7 @@ class Sampler:
             prev_t = torch.as_tensor(np.broadcast_to(prev / scale, (takes, P, N_HEAD)).copy(), dtype=torch.float32)
             has_prev = torch.ones(takes)
         state = [prev_t, has_prev]  # the end of each take's last clip, carried from block to block
-        step = BLOCK_CLIPS * L
-        starts = list(range(f_start, f_end, step))
-        spans = [-(-min(step, f_end - f0) // L) * L for f0 in starts]
+        starts, spans = block_plan(f_start, f_end, L)
 
         def features(b):  # +1 frame each side: the expression head's kernel-3 conv needs it
             return self.features(wave, starts[b] - ctx - 1, starts[b] + spans[b] + ctx + 1, offset)

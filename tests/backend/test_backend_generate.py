@@ -118,7 +118,8 @@ def test_the_first_chunk_arrives_long_before_the_audio_is_done(server):
                 chunks += 1
                 first = first or time.perf_counter() - t0
         total = time.perf_counter() - t0
-    assert chunks >= 2 * 4, "30 s of audio must arrive in several chunks per take"
+    # one short first block (~5 s), then longer ones (~20 s): 30 s arrive in 3 chunks per take
+    assert chunks >= 2 * 3, "30 s of audio must arrive in several chunks per take"
     assert first < 0.5 * total, f"first chunk after {first:.2f} s of {total:.2f} s"
 
 
