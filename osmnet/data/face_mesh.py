@@ -3,7 +3,8 @@
 The Face Landmarker bundle (.task, a zip) carries `geometry_pipeline_metadata_landmarks.binarypb`:
 a serialized `GeometryPipelineMetadata` protobuf with the 468-vertex canonical mesh (cm, with UV),
 its 898 triangles and the per-landmark Procrustes weights. mediapipe 1.2.2 ships no compiled
-Python class for that message, so it is read here with a minimal protobuf wire-format decoder.
+Python class for that message, so the message types are declared here (a FileDescriptorProto
+built in code, no .proto file) and `google.protobuf`, which MediaPipe already installs, decodes it.
 
 Message layout (field number: meaning):
     GeometryPipelineMetadata: 1 canonical_mesh (Mesh3d), 2 repeated procrustes_landmark_basis,
@@ -16,7 +17,6 @@ The real file stores both buffers unpacked (one tag per value); packed form is r
 """
 from __future__ import annotations
 
-import struct
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,87 +42,57 @@ class CanonicalMesh:
     procrustes_weights: np.ndarray  # (468,) float32; zero for landmarks not used in pose fitting
 
 
-# ---- protobuf wire format ---------------------------------------------------------------------
+# ---- the message types, declared for google.protobuf --------------------------------------------
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise FaceMeshError("truncated varint in canonical mesh metadata")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise FaceMeshError("malformed varint in canonical mesh metadata")
+@lru_cache(maxsize=1)
+def _metadata_class():
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="osmnet_geometry_metadata.proto", package="osmnet.geometry",
+                                             syntax="proto2")
 
-def _fields(buf: bytes):
-    """Yield (field_number, wire_type, value) with value an int (varint/fixed) or bytes (length)."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wtype = key >> 3, key & 7
-        if wtype == 0:
-            value, pos = _varint(buf, pos)
-        elif wtype == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wtype == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-        elif wtype == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise FaceMeshError(f"unsupported protobuf wire type {wtype} in canonical mesh metadata")
-        if pos > len(buf):
-            raise FaceMeshError("truncated field in canonical mesh metadata")
-        yield number, wtype, value
+    def message(name, *fields):
+        m = fdp.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            m.field.add(name=fname, number=number, type=ftype, label=label, type_name=type_name)
 
-
-def _packed_varints(data: bytes) -> list[int]:
-    out, pos = [], 0
-    while pos < len(data):
-        v, pos = _varint(data, pos)
-        out.append(v)
-    return out
+    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    message("Mesh3d", ("vertex_type", 1, F.TYPE_INT32, opt, None), ("primitive_type", 2, F.TYPE_INT32, opt, None),
+            ("vertex_buffer", 3, F.TYPE_FLOAT, rep, None), ("index_buffer", 4, F.TYPE_UINT32, rep, None))
+    message("WeightedLandmarkRef", ("landmark_id", 1, F.TYPE_UINT32, opt, None), ("weight", 2, F.TYPE_FLOAT, opt, None))
+    message("GeometryPipelineMetadata",
+            ("canonical_mesh", 1, F.TYPE_MESSAGE, opt, ".osmnet.geometry.Mesh3d"),
+            ("procrustes_landmark_basis", 2, F.TYPE_MESSAGE, rep, ".osmnet.geometry.WeightedLandmarkRef"),
+            ("input_source", 3, F.TYPE_INT32, opt, None))
+    for m in fdp.message_type:  # proto2 type_name must be absent for scalar fields
+        for f in m.field:
+            if f.type != F.TYPE_MESSAGE:
+                f.ClearField("type_name")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("osmnet.geometry.GeometryPipelineMetadata"))
 
 
 def parse_geometry_metadata(buf: bytes) -> CanonicalMesh:
-    """Decode the GeometryPipelineMetadata bytes into a CanonicalMesh."""
-    weights = np.zeros(N_VERTICES, np.float32)
-    floats: list[float] = []
-    indices: list[int] = []
-    saw_mesh = False
-    for number, wtype, value in _fields(buf):
-        if number == 2 and wtype == 2:
-            lid, w = None, 0.0
-            for n2, t2, v2 in _fields(value):
-                if n2 == 1 and t2 == 0:
-                    lid = v2
-                elif n2 == 2 and t2 == 5:
-                    w = struct.unpack("<f", v2)[0]
-            if lid is None or not 0 <= lid < N_VERTICES:
-                raise FaceMeshError(f"procrustes landmark id {lid} out of range")
-            weights[lid] = w
-        elif number == 1 and wtype == 2:
-            saw_mesh = True
-            for n2, t2, v2 in _fields(value):
-                if n2 == 3 and t2 == 2:  # packed floats
-                    floats.extend(struct.unpack(f"<{len(v2) // 4}f", v2))
-                elif n2 == 3 and t2 == 5:  # unpacked float
-                    floats.append(struct.unpack("<f", v2)[0])
-                elif n2 == 4 and t2 == 2:
-                    indices.extend(_packed_varints(v2))
-                elif n2 == 4 and t2 == 0:
-                    indices.append(v2)
-    if not saw_mesh:
+    """Decode the GeometryPipelineMetadata bytes into a CanonicalMesh (packed or unpacked buffers)."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        meta = _metadata_class().FromString(bytes(buf))
+    except DecodeError as e:
+        raise FaceMeshError(f"canonical mesh metadata is truncated or malformed ({e})") from None
+    if not meta.HasField("canonical_mesh"):
         raise FaceMeshError("metadata has no canonical_mesh")
-    vb = np.asarray(floats, np.float32)
+    weights = np.zeros(N_VERTICES, np.float32)
+    for ref in meta.procrustes_landmark_basis:
+        if not ref.HasField("landmark_id") or not 0 <= ref.landmark_id < N_VERTICES:
+            raise FaceMeshError(f"procrustes landmark id {ref.landmark_id} out of range")
+        weights[ref.landmark_id] = ref.weight
+    vb = np.asarray(meta.canonical_mesh.vertex_buffer, np.float32)
     if vb.size != N_VERTICES * 5:
         raise FaceMeshError(f"canonical mesh has {vb.size} vertex floats, expected {N_VERTICES * 5}")
-    ib = np.asarray(indices, np.int64)
+    ib = np.asarray(meta.canonical_mesh.index_buffer, np.int64)
     if ib.size % 3 or ib.size // 3 != N_TRIANGLES or (ib.size and ib.max() >= N_VERTICES):
         raise FaceMeshError(f"canonical mesh index buffer is malformed ({ib.size} indices)")
     vb = vb.reshape(N_VERTICES, 5)
