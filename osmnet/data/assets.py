@@ -2,16 +2,12 @@
 
 Resolution order: an explicit path, then $OSMNET_FACE_LANDMARKER, then the user cache
 (~/.cache/osmnet/face_landmarker.task, or $XDG_CACHE_HOME/osmnet/), then a one-time download
-from MediaPipe's public model storage, checked against a pinned sha256 before it is kept.
+from MediaPipe's public model storage (pooch: checked against a pinned sha256 before it is kept).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from blender_addon.core.errors import EnvironmentProblem
@@ -60,25 +56,22 @@ def check_task_file(path: Path, source: str) -> Path:
 
 
 def download(url: str, dest: Path, sha256: str = SHA256, timeout: float = 30.0) -> Path:
-    """Fetch url to dest via a temp file; keep it only when its sha256 matches."""
+    """Fetch url to dest with pooch (temporary file, sha256 checked, then moved into place)."""
+    import pooch
+    import requests
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".tmp", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        got = sha256_of(Path(tmp))
-        if got != sha256:
-            raise AssetError(f"downloaded {url} has sha256 {got}, expected {sha256}; the file was "
-                             "discarded (a proxy or a changed upload?). Download it by hand and set "
-                             f"{ENV_VAR}")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, ValueError) as e:
+        got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
+                             downloader=pooch.HTTPDownloader(timeout=timeout), progressbar=False)
+    except ValueError as e:  # pooch: the hash did not match; it has already removed the file
+        raise AssetError(f"downloaded {url} does not have sha256 {sha256} ({e}); the file was discarded "
+                         f"(a proxy or a changed upload?). Download it by hand and set {ENV_VAR}") from None
+    except (requests.RequestException, OSError) as e:
         raise AssetError(f"could not download the face landmarker model from {url} ({e}). Offline? "
                          f"Put {FILENAME} at {dest}, or set {ENV_VAR}=/path/to/{FILENAME}, "
                          "or pass the path explicitly (--model)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest
+    return Path(got)
 
 
 def face_landmarker_path(explicit=None, *, url: str = URL, allow_download: bool = True) -> Path:

@@ -1,7 +1,10 @@
 """Resolving face_landmarker.task: explicit path, env var, user cache, verified download, clear errors."""
 from __future__ import annotations
 
+import functools
+import http.server
 import shutil
+import threading
 import zipfile
 
 import pytest
@@ -16,6 +19,21 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.delenv(assets.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache" / "osmnet"
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A real HTTP server on loopback serving tmp_path/www: (folder, base URL)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join(5)
 
 
 def test_explicit_path_wins_over_env(clean_env, face_model, monkeypatch, tmp_path):
@@ -46,18 +64,20 @@ def test_offline_download_fails_with_where_to_put_the_file(clean_env):
     assert not clean_env.exists() or not any(clean_env.iterdir())  # nothing half-downloaded is left
 
 
-def test_download_is_verified_by_sha256_and_kept_in_the_cache(clean_env, face_model):
-    got = face_landmarker_path(url=face_model.resolve().as_uri())
+def test_download_is_verified_by_sha256_and_kept_in_the_cache(clean_env, face_model, http_folder):
+    www, base = http_folder
+    shutil.copy(face_model, www / "face_landmarker.task")
+    got = face_landmarker_path(url=f"{base}/face_landmarker.task")
     assert got == clean_env / "face_landmarker.task"
     assert assets.sha256_of(got) == assets.SHA256
     assert sorted(p.name for p in clean_env.iterdir()) == ["face_landmarker.task"]
 
 
-def test_download_with_a_wrong_sha256_is_discarded(clean_env, tmp_path):
-    other = tmp_path / "other.task"
-    other.write_bytes(b"not the model" * 100)
+def test_download_with_a_wrong_sha256_is_discarded(clean_env, http_folder):
+    www, base = http_folder
+    (www / "other.task").write_bytes(b"not the model" * 100)
     with pytest.raises(AssetError, match="sha256"):
-        face_landmarker_path(url=other.as_uri())
+        face_landmarker_path(url=f"{base}/other.task")
     assert not any(clean_env.iterdir())
 
 
