@@ -69,6 +69,28 @@ def euler_to_rotation(pitch, yaw, roll) -> np.ndarray:
     return Rotation.from_euler("YXZ", ypr).as_matrix().reshape(*pitch.shape, 3, 3)
 
 
+def fit_similarity(src, dst, weights=None):
+    """Least-squares s, R (proper rotation), t with dst ~ s R src + t (weighted Umeyama).
+
+    `src` and/or `dst` may carry a leading batch axis (T, N, 3); the fit is then per item and
+    s (T,), R (T, 3, 3), t (T, 3) come back batched. `weights` (N,) default to equal."""
+    S, D = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    batched = S.ndim == 3 or D.ndim == 3
+    S, D = (S if S.ndim == 3 else S[None]), (D if D.ndim == 3 else D[None])
+    n = S.shape[1]
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    ms, md = np.einsum("n,tnd->td", w, S), np.einsum("n,tnd->td", w, D)
+    a, b = S - ms[:, None], D - md[:, None]
+    cov = np.einsum("n,tnd,tne->tde", w, b, a)  # (T, 3, 3): sum w dst src^T
+    U, sv, Vt = np.linalg.svd(cov)
+    sign = np.ones((cov.shape[0], 3))
+    sign[:, 2] = np.sign(np.linalg.det(U @ Vt))
+    R = (U * sign[:, None, :]) @ Vt
+    s = (sv * sign).sum(-1) / np.maximum(np.einsum("n,tnd->t", w, a ** 2), 1e-12)
+    t = md - s[:, None] * np.einsum("tde,te->td", R, ms)
+    return (s, R, t) if batched else (float(s[0]), R[0], t[0])
+
+
 def to_canonical(landmarks: np.ndarray, task_path=None) -> np.ndarray:
     """Landmarks (..., 468 or 478, 3) in image units -> canonical face space (cm).
 
@@ -81,23 +103,8 @@ def to_canonical(landmarks: np.ndarray, task_path=None) -> np.ndarray:
     single = X.ndim == 2
     if single:
         X = X[None]
-    w = mesh.procrustes_weights.astype(np.float64)
-    w = w / w.sum()
-    Y = mesh.vertices.astype(np.float64)
-    Xs = X[:, :468]
-    mx = np.einsum("n,tnd->td", w, Xs)
-    my = w @ Y
-    Xc, Yc = Xs - mx[:, None], Y - my
-    cov = np.einsum("n,nd,tne->tde", w, Yc, Xc)  # (T, 3, 3): sum w y x^T
-    U, S, Vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.ones((len(X), 3))
-    D[:, 2] = d
-    R = (U * D[:, None, :]) @ Vt
-    var_x = np.einsum("n,tnd->t", w, Xc ** 2)
-    s = (S * D).sum(-1) / np.maximum(var_x, 1e-12)
-    out = s[:, None, None] * np.einsum("tde,tne->tnd", R, X - mx[:, None]) + my
-    out = out.astype(np.float32)
+    s, R, t = fit_similarity(X[:, :468], mesh.vertices.astype(np.float64), mesh.procrustes_weights)
+    out = (s[:, None, None] * np.einsum("tde,tne->tnd", R, X) + t[:, None]).astype(np.float32)
     return out[0] if single else out
 
 

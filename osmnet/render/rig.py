@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from osmnet.data.track import euler_to_rotation
+from osmnet.data.track import euler_to_rotation, fit_similarity
 
 # Inner-lip and eye contours of the MediaPipe mesh, corner to corner (both arcs share corners).
 MOUTH_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
@@ -66,18 +66,6 @@ class Rig:
     rot: np.ndarray  # (3, 3) canonical -> camera rotation of the photo's head
     trans: np.ndarray  # (3,) image-space position of the canonical origin
     distance_cm: float  # camera distance of the photo's head (for headZ)
-
-
-def fit_similarity(src: np.ndarray, dst: np.ndarray):
-    """Least-squares s, R (proper rotation), t with dst ~ s R src + t (Umeyama)."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    U, S, Vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt
-    s = float((S * np.diag(D)).sum() / max((a ** 2).sum(), 1e-12))
-    return s, R, md - s * R @ ms
 
 
 def _oval_loop(tris: np.ndarray) -> list[int]:
