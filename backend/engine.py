@@ -94,14 +94,20 @@ class Engine:
                                  "are accepted, scale it down")
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
-    def preload_renderer(self) -> threading.Thread | None:
-        """Build the face graph in the background (MediaPipe takes seconds to start), so the first
-        render job does not wait for it and "ready" is not delayed by it."""
+    def preload_renderer(self) -> bool:
+        """Build the face graph now, before the server says it is ready, when the model file is at
+        hand (never downloads here): the first render job then does not wait for MediaPipe, and no
+        background thread competes with the ROUTER loop for the GIL after "ready" (a hello must be
+        answered at once). Returns whether the graph is ready."""
         if "render" not in self.capabilities:
-            return None
-        t = threading.Thread(target=self._face_tracker, name="osmnet-preload-tracker", daemon=True)
-        t.start()
-        return t
+            return False
+        from osmnet.data.assets import AssetError, face_landmarker_path
+
+        try:
+            face_landmarker_path(allow_download=False)
+        except AssetError:
+            return False  # a render job resolves (or downloads) it and reports what is missing
+        return self._face_tracker() is not None
 
     def _face_tracker(self):
         with self._tracker_lock:
