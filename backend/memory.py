@@ -22,3 +22,22 @@ def return_big_buffers_to_the_os():
         libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (a fixed value also stops the dynamic raise)
     except (OSError, AttributeError):
         pass
+
+
+_libc = None
+
+
+def trim() -> None:
+    """Give the heap's free pages back to the OS (glibc malloc_trim): buffers under the mmap
+    threshold (messages of 128 KiB to 4 MiB) otherwise leave the heap as large as its peak.
+    Cheap (a walk of the free lists); the server calls it after bursts of received bytes."""
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+            import ctypes.util
+
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

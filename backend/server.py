@@ -23,11 +23,14 @@ from blender_addon.core.protocol import Message, ProtocolError
 
 from . import handlers
 from .jobs import Job, JobTable, WorkerState
-from .memory import return_big_buffers_to_the_os
+from .memory import return_big_buffers_to_the_os, trim
 from .security import (SecurityError, check_bind, new_token, secure_server, server_token, token_matches,
                        token_path)
 
 log = logging.getLogger("osmnet.backend")
+
+
+TRIM_AFTER_BYTES = 4 << 20  # received bytes after which the ROUTER loop trims the heap
 
 
 @dataclass
@@ -172,13 +175,16 @@ class Server:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         next_check = 0.0
+        received = 0  # bytes received since the heap was last trimmed
         while not self._stop.is_set():
-            if poller.poll(100):
+            busy = poller.poll(100)
+            if busy:
                 for _ in range(1000):  # fairness: let the periodic checks run under flood
                     try:
                         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
+                    received += sum(len(f) for f in frames)
                     try:
                         self._handle(frames)
                     except Exception:  # the loop must survive anything one message can cause
@@ -186,6 +192,9 @@ class Server:
                         self._safe_reply(frames[0].bytes, P.error(
                             "internal", "the server failed on this message; see its log and report it"))
             now = time.monotonic()
+            if received > TRIM_AFTER_BYTES or (received and not busy):
+                trim()  # MB of messages passed through, or the flood is over: freed heap back to the OS
+                received = 0
             if now >= next_check:
                 next_check = now + self.limits.heartbeat / 4
                 try:

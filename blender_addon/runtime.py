@@ -35,6 +35,7 @@ class Job:
     take_name: str = ""       # render: the take being rendered
     fps: float = 25.0
     extra: dict = field(default_factory=dict)
+    during_start: bool = False  # sent while the local backend was still loading its model
 
 
 class _State:
@@ -108,7 +109,7 @@ def _submit(context, kind: str, label: str, send, **fields) -> Job:
         job_id = send(client(context))
     except Exception as e:  # ClientError (too large, closed) or a bad address string
         raise UserInputError(f"Could not send the request to {backend_address(context)}: {e}") from None
-    job = Job(job_id, kind, context.scene.name, label, **fields)
+    job = Job(job_id, kind, context.scene.name, label, during_start=localserver.starting(), **fields)
     _state.jobs[job_id] = job
     st = _status(context)
     st.busy, st.job, st.progress = kind != "hello", label, 0.0
@@ -271,9 +272,16 @@ def _error_text(content) -> str:
 
 
 def _fail(job: Job, message: str, context):
-    if job.kind == "hello" and localserver.starting():
-        # No answer because the model is still loading: not an error; drain() connects once it listens.
-        _finish(job, "INFO", localserver.starting_text(), context)
+    if job.kind == "hello" and (localserver.starting() or job.during_start):
+        # No answer because the model was still loading: not an error. drain() says hello again
+        # the moment the backend listens; a hello sent during the load may time out just after
+        # that, and then its silence says nothing (the new hello reports the connection).
+        if localserver.starting():
+            _finish(job, "INFO", localserver.starting_text(), context)
+        else:
+            _state.jobs.pop(job.id, None)
+            _state.outcomes[job.id] = ('INFO', "sent while the backend was loading; asked again when it was ready")
+            _status(context).busy = busy()
         return
     if job.kind == "hello":
         _status(context).model = ""
