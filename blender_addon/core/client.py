@@ -471,6 +471,13 @@ class Client:
                 self._connected = False
                 self._fail_all("server_lost", f"the OSM-Net server at {self.address} closed the connection "
                                "(stopped or crashed); start `osmnet serve` again and retry")
+            elif event == zmq.EVENT_DISCONNECTED and self.keys_dir is None:
+                # Dropped during the handshake, before it ever succeeded: a server with --keys closes
+                # a keyless peer, sometimes before our side reports the mechanism mismatch itself.
+                self._refused = (f"the server at {self.address} closed the connection during the handshake: it "
+                                 "requires CurveZMQ keys (it runs with --keys): pass the folder holding "
+                                 "client.key_secret and server.key as keys_dir")
+                self._fail_all("server_lost", self._refused)
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
                 if self.keys_dir is None:
                     why = ("requires CurveZMQ keys (it runs with --keys): pass the folder holding "
