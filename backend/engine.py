@@ -104,18 +104,18 @@ class Engine:
         from osmnet.data.assets import AssetError, face_landmarker_path
 
         try:
-            face_landmarker_path(allow_download=False)
+            path = face_landmarker_path(allow_download=False)
         except AssetError:
             return False  # a render job resolves (or downloads) it and reports what is missing
-        return self._face_tracker() is not None
+        return self._face_tracker(path) is not None
 
-    def _face_tracker(self):
+    def _face_tracker(self, model_path=None):
         with self._tracker_lock:
             if self._tracker is None:
                 from osmnet.data.track import FaceTracker
 
                 try:
-                    self._tracker = FaceTracker()
+                    self._tracker = FaceTracker(model_path)
                 except Exception:  # no model file yet: the render job reports it when it runs
                     return None
             return self._tracker

@@ -12,7 +12,7 @@ import time
 from blender_addon.core import protocol as P
 from blender_addon.core.protocol import Message, ProtocolError
 
-from blender_addon.core.take import ALL_CHANNELS
+from blender_addon.core.take import ALL_CHANNELS, FPS_RANGE
 
 from .jobs import Job
 
@@ -87,7 +87,7 @@ def check_generate(msg: Message, local: bool, limits) -> tuple[dict, bool]:
         "seed": P.field_int(c, "seed", 0, 0, 2**63 - 1),
         "diversity": P.field_float(c, "diversity", 1.0, 0.0, 10.0),
         "intensity": P.field_float(c, "intensity", 1.0, 0.0, 10.0),
-        "fps": P.field_float(c, "fps", 25.0, 1.0, 240.0),
+        "fps": P.field_float(c, "fps", 25.0, *FPS_RANGE),
         "reroll": None,
         "what": P.field_choice(c, "what", P.REROLL_WHAT, "both"),
         "base": None,
@@ -130,7 +130,7 @@ def _check_take(msg: Message, value, name: str) -> dict:
     if arr.shape[1] != len(ALL_CHANNELS) or arr.shape[0] == 0:
         raise ProtocolError("bad_request", f"\"{name}\" must be (frames, {len(ALL_CHANNELS)}) float32 in the "
                             f"channel order of the welcome message, got {list(arr.shape)}")
-    return {"buffer": value["buffer"], "fps": P.field_float(value, "fps", None, 1.0, 240.0)}
+    return {"buffer": value["buffer"], "fps": P.field_float(value, "fps", None, *FPS_RANGE)}
 
 
 def _check_source(msg: Message, value, name: str, local: bool, limits) -> tuple[dict, bool]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from blender_addon.core.errors import UserInputError
-from blender_addon.core.take import Take
+from blender_addon.core.take import FPS_RANGE, Take
 from osmnet.audio import SAMPLE_RATE, n_frames, read_speech
 from osmnet.model import checkpoint as ckpt_mod
 from osmnet.model.sampler import BLOCK_CLIPS, N_CH, N_HEAD, DeviceError, FeatureArray, Sampler, smoothstep  # noqa: F401
@@ -71,8 +71,8 @@ class Generator:
         for name, v in (("diversity", diversity), ("intensity", intensity)):
             if not (np.isfinite(v) and v >= 0):
                 raise GenerateError(f"{name} must be a finite number >= 0, got {v!r}")
-        if not (np.isfinite(fps) and 1 <= fps <= 240):
-            raise GenerateError(f"fps must be between 1 and 240, got {fps!r}")
+        if not (np.isfinite(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+            raise GenerateError(f"fps must be between {FPS_RANGE[0]:g} and {FPS_RANGE[1]:g}, got {fps!r}")
         if (base is None) != (reroll is None):
             raise GenerateError("re-roll needs both a base take and a START:END range")
         if what not in REROLL_WHAT:

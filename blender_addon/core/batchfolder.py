@@ -20,7 +20,6 @@ TAKE_GLOB = "take_*.json"
 LINE_FILE = "line.json"  # inside each finished line's folder: what was made, from what
 PARTIAL_DIR = ".osmnet-partial"  # lines being written (hidden: never read as a line)
 # The layout's one home: `osmnet batch` (osmnet/batch/folder.py) writes what this module reads.
-_AUDIO_KEYS = ("audio", "audio_path", "source", "path", "file", "sound")
 
 
 @dataclass
@@ -108,7 +107,7 @@ def read_batch_folder(folder, audio_dirs=()):
         reason = str(entry.get("reason") or entry.get("error") or "")
         meta = _take_meta(takes[0]) if takes else {}
         line_places = [folder / name if p is None else p for p in places]
-        audio = _find_audio([entry.get(k) for k in _AUDIO_KEYS] + [meta.get("audio"), meta.get("source")], line_places)
+        audio = _find_audio([entry.get("audio"), meta.get("audio")], line_places)  # what osmnet batch writes
         seed = entry.get("seed", meta.get("seed"))
         lines.append(BatchLine(name, takes, audio, status, reason,
                                seed if isinstance(seed, int) and not isinstance(seed, bool) else None))

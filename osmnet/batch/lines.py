@@ -15,6 +15,7 @@ from pathlib import Path
 
 from blender_addon.core.errors import UserInputError
 from blender_addon.core.batchfolder import BATCH_REPORT
+from blender_addon.core.take import FPS_RANGE
 
 REPORT = BATCH_REPORT  # the batch folder's report; no line may take this name
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
@@ -44,8 +45,9 @@ class Settings:
     device: str | None = None  # None: cpu locally; on Ray the GPUs when the cluster has them
 
     def __post_init__(self):
-        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 1 <= self.fps <= 240):
-            raise BatchError(f"--fps must be between 1 and 240, got {self.fps!r}")
+        lo, hi = FPS_RANGE
+        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and lo <= self.fps <= hi):
+            raise BatchError(f"--fps must be between {lo:g} and {hi:g}, got {self.fps!r}")
         _number(self.intensity, float, "--intensity", "intensity", 0)
         if self.checkpoint is not None:
             if not Path(self.checkpoint).is_file():

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from blender_addon.core.take import FPS_RANGE
 
 MAX_TAKES = 64  # the protocol's cap (backend Limits.max_takes)
 DIVERSITY = (0.0, 10.0)
 INTENSITY = (0.0, 10.0)
-FPS = (1.0, 240.0)
+FPS = FPS_RANGE
 SEED_MAX = 2**63 - 1
 MAX_WORKERS = 64
 MAX_TIMES = 64  # rows of a contact sheet
