@@ -107,7 +107,12 @@ class Engine:
             path = face_landmarker_path(allow_download=False)
         except AssetError:
             return False  # a render job resolves (or downloads) it and reports what is missing
-        return self._face_tracker(path) is not None
+        tracker = self._face_tracker(path)
+        if tracker is None:
+            return False
+        with self._tracker_lock:
+            tracker.detect_image(np.zeros((64, 64, 3), np.uint8))  # builds the graph (no face: [])
+        return True
 
     def _face_tracker(self, model_path=None):
         with self._tracker_lock:

@@ -16,7 +16,6 @@ import ctypes
 import os
 import queue
 import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +107,11 @@ def to_canonical(landmarks: np.ndarray, task_path=None) -> np.ndarray:
     return out[0] if single else out
 
 
-_OPEN_TRACKERS: "weakref.WeakSet[FaceTracker]" = weakref.WeakSet()
+# Trackers with an open MediaPipe graph, held strongly until close(): MediaPipe's own __del__
+# waits on its dispatcher thread, and run by the garbage collector in the middle of an import
+# (which holds the import lock that thread may need) it deadlocks the process. Never collected
+# while open, a graph is closed by its owner or at exit, outside any import.
+_OPEN_TRACKERS: "set[FaceTracker]" = set()
 
 
 @atexit.register
@@ -147,6 +150,7 @@ class FaceTracker:
         if self._image is not None:
             self._image.close()
             self._image = None
+        _OPEN_TRACKERS.discard(self)
 
     def __enter__(self):
         return self
