@@ -12,7 +12,7 @@ Per held-out video (real audio features from the dataset, real tracked rig-space
 - head_energy_r: Pearson r(head angular speed, speech loudness), both Gaussian-smoothed (sigma 2
   frames; loudness floored 60 dB under its peak), mean over takes.
 - brow_div: mean pairwise RMS distance between the takes' 5 brow curves (0 = identical brows).
-- blinks_min: full blinks (eyeBlink mean rising through 0.8) per minute, mean over takes.
+- blinks_min: full blinks (eyeBlink mean rising through 0.8 inside the clip) per minute, mean over takes.
 Rows: real (the tracked motion itself), the model (diversity 1), one-to-one (diversity 0, the
 ablation), static head, another clip's real motion (8 other clips), and two ridge regressions
 fitted on the checkpoint's *training* speakers (+-8 frames, every 2nd, of utterance-normalized
@@ -116,9 +116,12 @@ def head_energy_r(x, loud) -> float:
 
 
 def full_blinks_per_min(x, fps: float = 25.0) -> float:
+    """Rises of the mean eyeBlink through FULL_BLINK per minute of the T - 1 frame steps where a rise
+    can be seen. A blink already closed at frame 0 began before the clip and is not counted (counting
+    it as well biased short clips upwards); real and generated curves are counted by this same rule."""
     lid = np.asarray(x)[:, BLINKS].mean(1) >= FULL_BLINK
-    n = int(np.sum(lid[1:] & ~lid[:-1]) + (1 if len(lid) and lid[0] else 0))
-    return n / max(len(lid) / fps / 60.0, 1e-9)
+    n = int(np.sum(lid[1:] & ~lid[:-1]))
+    return n / max((len(lid) - 1) / fps / 60.0, 1e-9)
 
 
 def score(takes: list[np.ndarray], real: np.ndarray, onsets, clip=None, lip=True, loud=None) -> dict:

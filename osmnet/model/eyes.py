@@ -155,14 +155,29 @@ class EyeSampler:
         self.template = np.asarray(stats["blink_template"], np.float64)
         self.buf = np.zeros((0, 2))
         self.t = 0
-        self.next_blink = float(self.rng.uniform(0, self._interval()))
+        # The process runs from before the take starts, so a blink whose tail reaches frame 0 is drawn.
+        self.next_blink = -(HALF + 1) + self._first_wait()
         self.phi = np.asarray(stats["gaze_phi"])
         self.std = np.asarray(stats["gaze_std"])
         self.c = self.gaze_rng.normal(0.0, 1.0, 2) * self.std
 
+    def _wait_s(self) -> float:
+        """Mean of the exponential part of a blink interval (seconds); the interval adds REFRACTORY_S."""
+        return max(0.1, 1.0 / max(1e-3, self.s["blink_rate"]) - REFRACTORY_S)
+
     def _interval(self) -> float:
-        rate = max(1e-3, self.s["blink_rate"])
-        return self.fps * (REFRACTORY_S + self.rng.exponential(max(0.1, 1.0 / rate - REFRACTORY_S)))
+        return self.fps * (REFRACTORY_S + self.rng.exponential(self._wait_s()))
+
+    def _first_wait(self) -> float:
+        """Frames to the first blink as seen from a moment the process has long been running (its
+        stationary forward-recurrence time, density (1 - F(t)) / mean interval): with probability
+        REFRACTORY_S / mean uniform within the gap, else the gap plus a full exponential wait.
+        Drawing it like any other interval (or a uniform share of one) puts the first blink too
+        early, and short clips then blink more per minute than long takes."""
+        wait = self._wait_s()
+        if self.rng.uniform() < REFRACTORY_S / (REFRACTORY_S + wait):
+            return self.fps * self.rng.uniform(0.0, REFRACTORY_S)
+        return self.fps * (REFRACTORY_S + self.rng.exponential(wait))
 
     def next(self, n: int) -> np.ndarray:
         k = len(self.template)

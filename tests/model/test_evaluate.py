@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from osmnet.cli import main
-from osmnet.model.evaluate import (audio_onsets, beat_align, evaluate, format_table, join_ratio, motion_beats, pearson,
-                             score)
+from osmnet.model.evaluate import (audio_onsets, beat_align, evaluate, format_table, full_blinks_per_min, join_ratio,
+                             motion_beats, pearson, score)
 from osmnet.plot import plot_takes
 from blender_addon.core.take import ALL_CHANNELS, Take
 from synth_dataset import synth_data, tiny_checkpoint  # noqa: F401  (fixtures)
@@ -70,6 +70,17 @@ def test_join_ratio_sees_a_kink_at_clip_joins():
     for j in (32, 64, 96):
         kinked[j:, 0] += 0.05
     assert join_ratio(kinked, 32) > 3
+
+
+def test_blinks_are_counted_where_they_close_inside_the_clip():
+    lids = [ALL_CHANNELS.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]
+    x = np.zeros((101, len(ALL_CHANNELS)), np.float32)  # 100 frame steps = 4 s at 25 fps
+    x[:2, lids] = 0.95  # a blink that closed before the clip began: not this clip's
+    x[50:52, lids] = 0.95  # one full blink inside
+    x[70, lids] = 0.7  # a partial one
+    assert full_blinks_per_min(x) == pytest.approx(15.0)
+    x[-1, lids] = 0.9  # one closing on the last frame is inside the clip
+    assert full_blinks_per_min(x) == pytest.approx(30.0)
 
 
 def test_pearson_of_a_flat_signal_is_undefined():
