@@ -1,7 +1,12 @@
-"""After training: the one number that scales the learned range (see docs/model.md).
+"""After training: the two numbers that set the size and the speed of sampled head motion (see docs/model.md).
 
 The audio mapper is fitted on the training clips, so its raw range is overconfident; sampling
-those very clips at several scales and matching their real head-motion size fixes it.
+those very clips and matching their real head motion fixes it. One number cannot match both the
+size (rotation std) and the speed (RMS velocity): widening the range adds mostly slow motion, so
+with the std matched the velocity stayed at ~0.78 of the real one. Two numbers are calibrated
+together: the *range scale* (how far the sampled point strays) and the *head speed* (the RMS gain
+of the sampler's energy-following re-integration, which scales motion faster than its pull-back
+and leaves slower motion alone).
 """
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import math
 
 import numpy as np
 
-from osmnet.metrics import rot_std
+from osmnet.metrics import rot_std, vel_rms
 from osmnet.model.sampler import FeatureArray, Sampler
 
 
@@ -22,23 +27,53 @@ def _sample(sampler: Sampler, feats: np.ndarray, takes: int) -> list[np.ndarray]
 
 
 SCALES = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+SPEEDS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+
+
+def _where_one(xs, ratios) -> float:
+    """The x at which a ratio that grows with x reaches 1 (interpolated in log); when the grid does
+    not bracket 1 or the ratio does not grow, the grid point whose ratio is closest to 1."""
+    r = np.log(np.maximum(np.asarray(ratios, np.float64), 1e-6))
+    if np.all(np.diff(r) > 0) and r[0] <= 0 <= r[-1]:
+        return float(np.interp(0.0, r, xs))
+    return float(xs[int(np.argmin(np.abs(r)))])
+
+
+def _ratios(sampler: Sampler, vids, takes: int) -> tuple[float, float]:
+    """Median over videos of (rotation-std ratio, velocity ratio), generated / real."""
+    std, vel = [], []
+    for v in vids:
+        t = _sample(sampler, v.audio, takes)
+        std.append(np.mean([rot_std(x) for x in t]) / max(1e-9, rot_std(v.pose)))
+        vel.append(np.mean([vel_rms(x) for x in t]) / max(1e-9, vel_rms(v.pose)))
+    return float(np.median(std)), float(np.median(vel))
 
 
 def calibrate_range(ck, videos, takes: int = 2) -> dict:
-    """Scale of the learned range that makes sampled head motion as large as the real motion of
-    the *training* videos (median rotation-std ratio closest to 1). The audio mapper is fitted on
-    these clips, so its raw range is overconfident; this one number corrects that."""
+    """Range scale and head speed that make sampled head motion as large *and* as fast as the real
+    motion of the *training* videos (median rotation-std and velocity ratios both 1).
+
+    On a grid of speeds x scales: for each speed, the scale that matches the std (as a single
+    range scale did before) and the velocity ratio at that scale; then the speed at which that
+    velocity ratio is 1, and its scale. The chosen pair is sampled once more and its ratios stored."""
     sampler = Sampler(ck)
     vids = [v for v in videos if v.audio is not None and v.frames >= 2 * ck.config.motion.clip_frames]
-    ratios = {}
-    for scale in SCALES:
-        sampler.range_scale = scale
-        r = [np.mean([rot_std(t) for t in _sample(sampler, v.audio, takes)]) / max(1e-9, rot_std(v.pose))
-             for v in vids]
-        ratios[scale] = float(np.median(r))
-    r = np.log(np.maximum([ratios[s] for s in SCALES], 1e-6))
-    if np.all(np.diff(r) > 0) and r[0] <= 0 <= r[-1]:  # the ratio grows with the scale: interpolate to 1
-        best = float(np.interp(0.0, r, SCALES))
-    else:
-        best = min(SCALES, key=lambda s: abs(math.log(max(ratios[s], 1e-6))))
-    return {"range_scale": round(best, 3), "train_std_ratio": {str(k): round(v, 3) for k, v in ratios.items()}}
+    grid = {}
+    for speed in SPEEDS:
+        sampler.head_speed = speed
+        for scale in SCALES:
+            sampler.range_scale = scale
+            grid[speed, scale] = _ratios(sampler, vids, takes)
+    scale_at, vel_at = [], []
+    for speed in SPEEDS:
+        std_r = [grid[speed, s][0] for s in SCALES]
+        s = _where_one(SCALES, std_r)
+        scale_at.append(s)
+        vel_at.append(math.exp(np.interp(s, SCALES, np.log(np.maximum([grid[speed, x][1] for x in SCALES], 1e-6)))))
+    speed = _where_one(SPEEDS, vel_at)
+    scale = float(np.interp(speed, SPEEDS, scale_at))
+    sampler.range_scale, sampler.head_speed = round(scale, 3), round(speed, 3)
+    std_r, vel_r = _ratios(sampler, vids, takes)
+    return {"range_scale": round(scale, 3), "head_speed": round(speed, 3),
+            "train_std_ratio": round(std_r, 3), "train_vel_ratio": round(vel_r, 3),
+            "train_grid": {f"{k}x{s}": [round(a, 3), round(b, 3)] for (k, s), (a, b) in grid.items()}}

@@ -65,10 +65,11 @@ class MotionConfig:
     min_std: float = 0.05  # floor of the learned range, in coefficient units
     join_frames: int = 6  # frames over which a clip's start is corrected onto the previous end
     # Head speed follows the speech energy: velocity x (energy_base + energy_gain x energy), normalized
-    # to keep the RMS velocity, re-integrated with a pull (energy_leak per frame) back to the decoded
-    # pose so the path never drifts. 0 gain = the decoder's own motion.
+    # to an RMS of the checkpoint's calibrated head_speed (1 = the decoder's RMS velocity),
+    # re-integrated with a pull (energy_leak per frame) back to the decoded pose so the path never
+    # drifts. 0 gain and head_speed 1 = the decoder's own motion.
     energy_base: float = 0.8
-    energy_gain: float = 0.4
+    energy_gain: float = 0.3  # with the calibrated head_speed: r(head speed, energy) at the real level
     energy_leak: float = 0.06
 
 

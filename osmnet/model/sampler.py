@@ -101,6 +101,7 @@ class Sampler:
         self.fps_model = float(self.cfg.fps)
         self.hop = int(round(SAMPLE_RATE / self.fps_model))
         self.range_scale = float(ckpt.sampling.get("range_scale", 1.0))
+        self.head_speed = float(ckpt.sampling.get("head_speed", 1.0))  # calibrated; 1 = the decoder's speed
 
     def features(self, wave, f0: int, f1: int, offset: np.ndarray) -> torch.Tensor:
         """Normalized features of model frames [f0, f1) (may reach outside the audio: silence).
@@ -164,7 +165,8 @@ class Sampler:
                   for k in range(takes)]
         activity, energy = self.speech_curves(wave)
         g = m.energy_base + m.energy_gain * energy
-        gain = g / max(1e-6, float(np.sqrt(np.mean(g ** 2)))) if len(g) else g  # RMS velocity kept
+        # RMS gain = head_speed: the decoder's RMS velocity times the calibrated speed (see follow_energy)
+        gain = self.head_speed * g / max(1e-6, float(np.sqrt(np.mean(g ** 2)))) if len(g) else g
         curves = {"activity": activity, "energy": energy, "gain": gain, "follow": None}
         if prev is None:
             prev_t = torch.zeros(takes, P, N_HEAD)
@@ -251,7 +253,11 @@ def _frames(curve: np.ndarray, f0: int, n: int) -> np.ndarray:
 def follow_energy(head: np.ndarray, curves: dict, f0: int, leak: float) -> np.ndarray:
     """(takes, n, 6) decoded head poses -> the same path with its speed scaled by the speech
     energy's gain: y[t] = y[t-1] + gain[t] (x[t] - x[t-1]) - leak (y[t-1] - x[t-1]). The pull
-    back to the decoded pose keeps the path from drifting; the state carries across blocks."""
+    back to the decoded pose keeps the path from drifting; the state carries across blocks.
+    For a constant gain k this is a shelf filter: motion faster than the pull's time constant
+    (1 / leak frames) is scaled by k, slower motion follows x unchanged, so a calibrated RMS gain
+    above 1 (the checkpoint's head_speed) restores the velocity the decoder smooths away while the
+    range calibration keeps the size."""
     gain = _frames(curves["gain"], f0, head.shape[1]).astype(np.float64)
     prev = curves["follow"]  # (last decoded x, last output y) of the previous block, or None
     x_prev, y_prev = (head[:, 0], head[:, 0]) if prev is None else prev
