@@ -50,6 +50,8 @@ class Generator:
     model = property(lambda self: self.sampler.model)
     range_scale = property(lambda self: self.sampler.range_scale,
                            lambda self, v: setattr(self.sampler, "range_scale", float(v)))
+    head_speed = property(lambda self: self.sampler.head_speed,
+                          lambda self, v: setattr(self.sampler, "head_speed", float(v)))
 
     @classmethod
     def load(cls, checkpoint=None, device: str = "cpu") -> Generator:
