@@ -2,7 +2,8 @@
 
 Resolution order: an explicit path, then $OSMNET_FACE_LANDMARKER, then the user cache
 (~/.cache/osmnet/face_landmarker.task, or $XDG_CACHE_HOME/osmnet/), then a one-time download
-from MediaPipe's public model storage (pooch: checked against a pinned sha256 before it is kept).
+from MediaPipe's public model storage (pooch's HTTP downloader; checked against a pinned sha256
+before anything is written).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import zipfile
 from pathlib import Path
 from blender_addon.core.errors import EnvironmentProblem
+from blender_addon.core.files import atomic_write
 
 ENV_VAR = "OSMNET_FACE_LANDMARKER"
 FILENAME = "face_landmarker.task"
@@ -56,22 +58,31 @@ def check_task_file(path: Path, source: str) -> Path:
 
 
 def download(url: str, dest: Path, sha256: str = SHA256, timeout: float = 30.0) -> Path:
-    """Fetch url to dest with pooch (temporary file, sha256 checked, then moved into place)."""
+    """Fetch url with pooch's HTTP downloader into memory (the bundle is ~4 MB), check its sha256,
+    then write it to dest atomically. Nothing is in the cache folder while bytes are in flight, so
+    a failed, cancelled or killed download (a killed process runs no cleanup) leaves nothing there."""
+    import io
+
     import pooch
     import requests
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     try:
-        got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
-                             downloader=pooch.HTTPDownloader(timeout=timeout), progressbar=False)
-    except ValueError as e:  # pooch: the hash did not match; it has already removed the file
-        raise AssetError(f"downloaded {url} does not have sha256 {sha256} ({e}); the file was discarded "
-                         f"(a proxy or a changed upload?). Download it by hand and set {ENV_VAR}") from None
+        pooch.HTTPDownloader(timeout=timeout, progressbar=False)(url, buf, None)
     except (requests.RequestException, OSError) as e:
         raise AssetError(f"could not download the face landmarker model from {url} ({e}). Offline? "
                          f"Put {FILENAME} at {dest}, or set {ENV_VAR}=/path/to/{FILENAME}, "
                          "or pass the path explicitly (--model)") from None
-    return Path(got)
+    got = hashlib.sha256(buf.getbuffer()).hexdigest()
+    if got != sha256:
+        raise AssetError(f"downloaded {url} has sha256 {got}, expected {sha256}; the file was discarded "
+                         f"(a proxy or a changed upload?). Download it by hand and set {ENV_VAR}")
+    try:
+        atomic_write(dest, buf.getvalue())
+    except OSError as e:
+        raise AssetError(f"could not write the face landmarker model to {dest} ({e}); "
+                         f"set {ENV_VAR}=/path/to/{FILENAME} or pass the path explicitly (--model)") from None
+    return Path(dest)
 
 
 def face_landmarker_path(explicit=None, *, url: str = URL, allow_download: bool = True) -> Path:

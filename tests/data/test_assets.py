@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import zipfile
 
@@ -78,7 +81,7 @@ def test_download_with_a_wrong_sha256_is_discarded(clean_env, http_folder):
     (www / "other.task").write_bytes(b"not the model" * 100)
     with pytest.raises(AssetError, match="sha256"):
         face_landmarker_path(url=f"{base}/other.task")
-    assert not any(clean_env.iterdir())
+    assert not clean_env.exists() or not any(clean_env.iterdir())
 
 
 def test_unreadable_task_file_is_a_clear_error(clean_env, tmp_path):
@@ -94,3 +97,37 @@ def test_a_zip_without_the_landmarker_models_is_refused(clean_env, tmp_path):
         z.writestr("something.tflite", b"x")
     with pytest.raises(AssetError, match="lacks"):
         face_landmarker_path(bad)
+
+
+def test_a_download_killed_midway_leaves_nothing_in_the_cache(clean_env, tmp_path):
+    """Killed processes run no cleanup, so the bytes in flight must not be in the cache folder at all."""
+    half_sent, release = threading.Event(), threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "200000")
+            self.end_headers()
+            self.wfile.write(b"x" * 100_000)
+            self.wfile.flush()
+            half_sent.set()
+            release.wait(30)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/face_landmarker.task"
+    code = ("import sys; from pathlib import Path; from osmnet.data import assets; "
+            "assets.download(sys.argv[1], Path(sys.argv[2]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, url, str(clean_env / assets.FILENAME)],
+                            env={**os.environ, "XDG_CACHE_HOME": str(clean_env.parent)})
+    try:
+        assert half_sent.wait(60), "the download never started"
+        proc.kill()
+        proc.wait(10)
+    finally:
+        release.set()
+        server.shutdown()
+    assert not clean_env.exists() or sorted(p.name for p in clean_env.iterdir()) == []
