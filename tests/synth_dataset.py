@@ -93,7 +93,7 @@ def tiny_config():
     from osmnet.model.config import Config
 
     cfg = Config()
-    cfg.audio.hidden, cfg.audio.dilations = 24, (1, 2, 1)
+    cfg.audio.hidden, cfg.audio.dilations, cfg.audio.dropout = 24, (1, 2, 1), 0.3  # 3 epochs: lighter dropout
     cfg.motion.hidden, cfg.motion.bases, cfg.motion.feature, cfg.motion.clip_frames = 24, 4, 8, 16
     cfg.train.epochs, cfg.train.batch, cfg.train.window, cfg.train.dev_every, cfg.train.threads = 3, 4, 32, 1, 1
     return cfg

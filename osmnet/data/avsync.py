@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from blender_addon.core.take import ALL_CHANNELS
+from osmnet.data.face_mesh import lip_gap
 from osmnet.metrics import pearson
 
 MAX_LAG = 8  # frames searched each way (0.32 s at 25 fps)
@@ -25,7 +26,6 @@ MIN_GAIN = 0.15  # peak r - lag-0 r needed to shift
 MIN_PEAK = 0.30  # peak r needed to shift
 RIDGE = 10.0
 _JAW = ALL_CHANNELS.index("jawOpen")
-_LIP_UP, _LIP_LOW = 13, 14  # MediaPipe inner-lip midpoints
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def _z(x: np.ndarray) -> np.ndarray:
 
 def mouth_opening(channels: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(T,) z-scored mouth opening: tracked jawOpen plus the canonical inner-lip gap."""
-    gap = np.linalg.norm(landmarks[:, _LIP_UP] - landmarks[:, _LIP_LOW], axis=1)
+    gap = lip_gap(landmarks)
     return _z(channels[:, _JAW].astype(np.float64)) + _z(gap.astype(np.float64))
 
 

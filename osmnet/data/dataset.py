@@ -22,6 +22,7 @@ from osmnet.data.prepare import DatasetError  # noqa: F401  (one class for every
 from osmnet.audio import MEL, N_MELS, SUBFRAMES
 from osmnet.audio import utterance_offset
 from osmnet.data.phones import N_PHONES
+from osmnet.data.face_mesh import lip_gap
 
 N_HEAD = len(HEAD_CHANNELS)
 LEVEL_DIMS = 321  # features that move with the recording level: 4 x 80 log-mel + log-energy
@@ -155,6 +156,8 @@ class Windows:
         # (their audio and head motion still train the motion branch).
         self.expr_ids = [i for i, v in enumerate(videos) if v.audio is not None and v.landmarks is not None
                          and v.frames >= cfg.train.window and (v.reliable or not cfg.expression.drop_unreliable)]
+        # The canonical inner-lip gap: the lip-gap head's target.
+        self.gaps = [lip_gap(v.landmarks).astype(np.float32) if v.landmarks is not None else None for v in videos]
         self.motion_ids = [i for i, v in enumerate(videos) if v.frames >= cfg.motion.clip_frames
                            and (v.audio is not None or cfg.train.use_motion_only)]
 
@@ -215,7 +218,8 @@ class Windows:
         none = np.zeros((w, N_PHONES), np.float32)  # no label: masked out of the phone loss
         phones = np.stack([self.videos[i].phones[s:s + w] if self.videos[i].phones is not None else none
                            for i, s in picks])
-        return feats, weights, lm_b, lm_c, phones
+        gap = np.stack([self.gaps[i][s:s + w] for i, s in picks])
+        return feats, weights, lm_b, lm_c, phones, gap
 
     def motion_batch(self, rng, batch: int, starts=None):
         L, P = self.cfg.motion.clip_frames, self.cfg.motion.prev_frames

@@ -28,6 +28,13 @@ from blender_addon.core.errors import EnvironmentProblem
 METADATA_NAME = "geometry_pipeline_metadata_landmarks.binarypb"
 N_VERTICES = 468
 N_TRIANGLES = 898
+INNER_LIP = (13, 14)  # MediaPipe's inner-lip midpoints (upper, lower)
+
+
+def lip_gap(landmarks: np.ndarray) -> np.ndarray:
+    """(T, >=468, 3) landmarks -> (T,) inner-lip gap (the landmarks' units): how open the mouth is,
+    measured on the mesh rather than scored as a blendshape."""
+    return np.linalg.norm(landmarks[:, INNER_LIP[0]] - landmarks[:, INNER_LIP[1]], axis=1)
 
 
 class FaceMeshError(EnvironmentProblem):

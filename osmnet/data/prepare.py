@@ -175,8 +175,9 @@ def prepare_clip(video: Path, out_dir: Path, model_path=None, fps: float = 25.0)
 def jaw_gap_r(channels: np.ndarray, landmarks: np.ndarray) -> float | None:
     """Pearson r of the tracked jawOpen with the canonical inner-lip gap (MediaPipe vertices 13/14):
     two views of the same mouth from one tracker; they disagree when the tracking failed."""
-    gap = np.linalg.norm(landmarks[:, 13] - landmarks[:, 14], axis=1)
-    return _corr(channels[:, ALL_CHANNELS.index("jawOpen")], gap)
+    from osmnet.data.face_mesh import lip_gap
+
+    return _corr(channels[:, ALL_CHANNELS.index("jawOpen")], lip_gap(landmarks))
 
 
 def _fit_length(a: np.ndarray, T: int) -> np.ndarray:

@@ -27,7 +27,13 @@ LIP = [ARKIT_NAMES.index(n) for n in ("jawOpen", "mouthClose", "mouthFunnel", "m
 MOUTH8 = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthClose", "mouthLowerDownLeft", "mouthLowerDownRight",
           "mouthStretchLeft", "mouthStretchRight")  # the mouth shapes the lip metrics average over
 LIP_CHANNELS = {"lip4": LIP, "mouth8": [ARKIT_NAMES.index(n) for n in MOUTH8]}
-TRAINING_ONLY = ("phone_head.",)  # parameters that exist only while training (never saved)
+TRAINING_ONLY = ("phone_head.", "gap_head.")  # parameters that exist only while training (never saved)
+
+
+def _window_r(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Pearson r over time (dim 1) per window and channel: (B, T, C) x2 -> (B, C)."""
+    p, t = p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+    return (p * t).sum(1) / ((p * p).sum(1) * (t * t).sum(1) + 1e-8).sqrt()
 
 
 class AudioEncoder(nn.Module):
@@ -121,6 +127,7 @@ class OSMNet(nn.Module):
         self.audio = AudioEncoder(cfg)
         h = cfg.audio.hidden
         self.expr = nn.Sequential(nn.Conv1d(h, h, 3, padding=1), nn.GELU(), nn.Conv1d(h, N_ARKIT, 1))
+        self.expr_drop = nn.Dropout(cfg.expression.dropout)  # no parameters: old checkpoints load as they are
         self.motion = MotionSpace(cfg)
         self.mapper = AudioToSpace(cfg)
         if cfg.expression.lip_channels not in LIP_CHANNELS:
@@ -131,26 +138,28 @@ class OSMNet(nn.Module):
             # Auxiliary phone classifier on the audio encoding: it shapes the encoder during
             # training and is dropped from the saved model, so generation never needs phones.
             self.phone_head = nn.Conv1d(h, N_PHONES, 1)
+        if training_heads and cfg.expression.gap_weight > 0:
+            # Auxiliary lip-gap head: the canonical inner-lip gap is a cleaner mouth-opening signal
+            # than the tracked jawOpen; training only, like the phone head.
+            self.gap_head = nn.Sequential(nn.Conv1d(h, h, 3, padding=1), nn.GELU(), nn.Conv1d(h, 1, 1))
 
     def expression(self, audio_hidden: torch.Tensor) -> torch.Tensor:
         """(B, H, T) -> ARKit weights (B, T, 52) in [0, 1]."""
-        return torch.sigmoid(self.expr(audio_hidden)).transpose(1, 2)
+        return torch.sigmoid(self.expr(self.expr_drop(audio_hidden))).transpose(1, 2)
 
     # ---- training losses -------------------------------------------------------------------
-    def expression_loss(self, feats, weights, lm_b, lm_c, phones, gram, vertex_sum, channel_w):
+    def expression_loss(self, feats, weights, lm_b, lm_c, phones, gap, gram, vertex_sum, channel_w):
         """Landmark constraint through the basis (mouth-weighted squared vertex error, as the
         quadratic form x G x' - 2 x.b + c, see dataset.Windows.set_landmark_terms) + L1 to the
-        tracked weights + lip correlation (+ the auxiliary phone cross-entropy when enabled)."""
+        tracked weights + lip correlation (+ the auxiliary phone cross-entropy and lip-gap
+        correlation when enabled)."""
         hidden = self.audio(feats)
         pred = self.expression(hidden)
         quad = ((pred @ gram) * pred).sum(-1) - 2 * (pred * lm_b).sum(-1) + lm_c
         lm_loss = quad.mean() / vertex_sum
         w_loss = ((pred - weights).abs() * channel_w).mean() / channel_w.mean()
         lip = LIP_CHANNELS[self.cfg.expression.lip_channels]
-        p, t = pred[:, :, lip], weights[:, :, lip]
-        p, t = p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
-        r = (p * t).sum(1) / ((p * p).sum(1) * (t * t).sum(1) + 1e-8).sqrt()
-        corr = (1 - r).mean()
+        corr = (1 - _window_r(pred[:, :, lip], weights[:, :, lip])).mean()
         e = self.cfg.expression
         loss = e.landmark_weight * lm_loss + e.weight_loss * w_loss + e.lip_corr_weight * corr
         logs = {"landmark": lm_loss.item(), "weights": w_loss.item(), "lip_corr": corr.item()}
@@ -160,6 +169,10 @@ class OSMNet(nn.Module):
             ce = (-(phones * logp).sum(-1) * labelled).sum() / labelled.sum().clamp(min=1)
             loss = loss + e.phone_weight * ce
             logs["phone"] = ce.item()
+        if hasattr(self, "gap_head"):
+            g = (1 - _window_r(self.gap_head(hidden).transpose(1, 2), gap[:, :, None])).mean()
+            loss = loss + e.gap_weight * g
+            logs["gap"] = g.item()
         return loss, logs
 
     def motion_loss(self, feats, clip, prev, has_prev, has_audio):

@@ -93,7 +93,8 @@ def test_losses_are_finite_and_give_gradients_to_both_branches():
     ctx, L, W = cfg.audio.context, cfg.motion.clip_frames, 20
     gram = torch.eye(52)
     le, logs = m.expression_loss(torch.randn(2, W + 2 * ctx, 11), torch.rand(2, W, 52), torch.randn(2, W, 52),
-                                 torch.rand(2, W) + 5, torch.zeros(2, W, N_PHONES), gram, 468.0, torch.ones(52))
+                                 torch.rand(2, W) + 5, torch.zeros(2, W, N_PHONES), torch.rand(2, W), gram, 468.0,
+                                 torch.ones(52))
     lm, mlogs = m.motion_loss(torch.randn(4, L + 2 * ctx, 11), torch.randn(4, L, 6), torch.randn(4, 2, 6),
                               torch.tensor([1.0, 0, 1, 0]), torch.tensor([1.0, 1, 0, 0]))
     (le + lm).backward()
@@ -176,9 +177,31 @@ def test_the_phone_head_trains_the_encoder_only_while_training():
     phones = torch.zeros(2, W, N_PHONES)
     phones[0, :, 3] = 1.0  # one labelled window, one without labels
     m = OSMNet(cfg, training_heads=True)
-    loss, logs = m.expression_loss(*args, phones, torch.eye(52), 468.0, torch.ones(52))
+    gap = torch.rand(2, W)
+    loss, logs = m.expression_loss(*args, phones, gap, torch.eye(52), 468.0, torch.ones(52))
     loss.backward()
     assert logs["phone"] > 0 and m.phone_head.weight.grad.abs().sum() > 0
     assert not hasattr(OSMNet(cfg), "phone_head")  # what checkpoints build for generation
-    _, logs = OSMNet(cfg).expression_loss(*args, phones, torch.eye(52), 468.0, torch.ones(52))
+    _, logs = OSMNet(cfg).expression_loss(*args, phones, gap, torch.eye(52), 468.0, torch.ones(52))
     assert "phone" not in logs
+
+
+def test_the_lip_gap_head_follows_the_gap_only_while_training():
+    cfg = _cfg()
+    cfg.expression.gap_weight = 1.0
+    ctx, W = cfg.audio.context, 20
+    args = (torch.randn(2, W + 2 * ctx, 11), torch.rand(2, W, 52), torch.randn(2, W, 52), torch.rand(2, W) + 5,
+            torch.zeros(2, W, N_PHONES))
+    m = OSMNet(cfg, training_heads=True)
+    gap = torch.rand(2, W)
+    loss, logs = m.expression_loss(*args, gap, torch.eye(52), 468.0, torch.ones(52))
+    loss.backward()
+    assert 0 < logs["gap"] <= 2 and m.gap_head[0].weight.grad.abs().sum() > 0
+    m.eval()  # no dropout: its prediction is scored by correlation, so a gap it predicts exactly costs 0
+    with torch.no_grad():
+        pred = m.gap_head(m.audio(args[0]))[:, 0]
+    _, exact = m.expression_loss(*args, pred, torch.eye(52), 468.0, torch.ones(52))
+    assert exact["gap"] < 1e-4
+    assert not hasattr(OSMNet(cfg), "gap_head")
+    _, logs = OSMNet(cfg).expression_loss(*args, gap, torch.eye(52), 468.0, torch.ones(52))
+    assert "gap" not in logs

@@ -77,15 +77,17 @@ def test_torchrun_two_cpu_processes_train_with_ddp(synth_data, tmp_path):
     assert ck.info["dev_history"][-1]["epoch"] == 2
 
 
-def test_the_phone_head_trains_but_is_not_in_the_checkpoint(synth_data, tmp_path):
+def test_the_phone_and_lip_gap_heads_train_but_are_not_in_the_checkpoint(synth_data, tmp_path):
     from osmnet.generate import Generator
 
     cfg = tiny_config()
     cfg.expression.phone_weight = 0.5
+    cfg.expression.gap_weight = 0.5
     info = train(synth_data, tmp_path / "p.pt", cfg, log=lambda *x: None)
     assert info["dev_best"]["phone"] > 0  # the auxiliary loss ran on the synthetic phone labels
+    assert info["dev_best"]["gap"] > 0  # and the lip-gap loss on the landmarks' inner-lip gap
     ck = checkpoint.load(tmp_path / "p.pt")
-    assert not any(k.startswith("phone_head") for k in ck.state)
+    assert not any(k.startswith(("phone_head", "gap_head")) for k in ck.state)
     gen = Generator(ck)
-    assert not hasattr(gen.model, "phone_head")
+    assert not hasattr(gen.model, "phone_head") and not hasattr(gen.model, "gap_head")
     assert len(gen.generate((np.zeros(16000, np.float32), 16000), takes=1)[0].channels["jawOpen"]) == 25
