@@ -1,7 +1,8 @@
 """Mouth stills of a generated take: the widest-open, most rounded (oo) and most closed (m/b/p)
 moments while speaking, and a pause, rendered on a photo and cropped to the mouth (docs/model.md).
 
-Usage: python scripts/mouth_stills.py SPEECH PHOTO OUT.png   (prints each frame's mouth weights)
+Usage: python scripts/mouth_stills.py SPEECH PHOTO OUT.png [CHECKPOINT]   (prints each frame's mouth weights;
+       the shipped model unless CHECKPOINT is given)
 """
 import sys
 
@@ -13,7 +14,7 @@ from osmnet.audio import load_audio, loudness, voice_activity
 from osmnet.render.portrait import Portrait, render_frames, load_image
 from osmnet.data.expression import ExpressionBasis
 wav, face, out = sys.argv[1], sys.argv[2], sys.argv[3]
-w = load_audio(wav); g = Generator.load()
+w = load_audio(wav); g = Generator.load(sys.argv[4] if len(sys.argv) > 4 else None)
 t = g.generate((w, 16000), takes=1, seed=0)[0]
 c = t.channels
 jaw = c["jawOpen"]; act = voice_activity(loudness(w, 16000, 25.0))[: t.frames]

@@ -1,4 +1,5 @@
-"""After training: the two numbers that set the size and the speed of sampled head motion (see docs/model.md).
+"""After training: the two numbers that set the size and the speed of sampled head motion, and the
+level of each expression channel (see docs/model.md).
 
 The audio mapper is fitted on the training clips, so its raw range is overconfident; sampling
 those very clips and matching their real head motion fixes it. One number cannot match both the
@@ -7,6 +8,18 @@ with the std matched the velocity stayed at ~0.78 of the real one. Two numbers a
 together: the *range scale* (how far the sampled point strays) and the *head speed* (the RMS gain
 of the sampler's energy-following re-integration, which scales motion faster than its pull-back
 and leaves slower motion alone).
+
+The expression network is trained partly on correlation (scale-free) and through the landmark
+basis, so the lip shapes come out livelier than the tracked ones (mouthClose, mouthStretch,
+mouthLowerDown, mouthFunnel 3-7x the real spread on the very training clips), and shapes outside
+the correlation term move with the jaw although they do not follow their tracked curves over
+time (mouthSmile, mouthPress: within-clip r 0.23 and 0.00 on the training clips): a wide-open
+jaw then also smiles, presses and stretches the lips, which reads as a grin. So each channel
+gets a gain and an offset from the training videos: the lip channels of the correlation term
+keep their timing and get the tracked spread (gain = spread ratio, at most 1); every other
+channel gets the least-squares slope of its tracked curve on the output *within* each clip (in
+[0, 1]; a speaker's constant smile is identity, and face variety varies it per take), so what
+it does not follow settles at its training level. Offsets match the training means.
 """
 from __future__ import annotations
 
@@ -77,3 +90,27 @@ def calibrate_range(ck, videos, takes: int = 2) -> dict:
     return {"range_scale": round(scale, 3), "head_speed": round(speed, 3),
             "train_std_ratio": round(std_r, 3), "train_vel_ratio": round(vel_r, 3),
             "train_grid": {f"{k}x{s}": [round(a, 3), round(b, 3)] for (k, s), (a, b) in grid.items()}}
+
+
+def calibrate_expression(ck, videos) -> dict:
+    """Per-channel gain in [0, 1] and offset for the expression output, from the *training* videos
+    (reliable mouth tracking, with audio): spread ratio on the lip channels, within-clip
+    least-squares slope on the others, training means matched."""
+    from osmnet.model.networks import LIP_CHANNELS
+
+    sampler = Sampler(ck)
+    vids = [v for v in videos if v.audio is not None and v.reliable and v.frames > 1]
+    n = sampler.expression_gain.shape[0]
+    if not vids:
+        return {"expression_gain": [1.0] * n, "expression_offset": [0.0] * n}
+    preds = [sampler.raw_expression(FeatureArray(v.audio)).astype(np.float64) for v in vids]
+    reals = [v.channels[:, -n:].astype(np.float64) for v in vids]
+    pred, real = np.concatenate(preds), np.concatenate(reals)
+    dp = np.concatenate([p - p.mean(0) for p in preds])  # within-clip: over time, not between people
+    dr = np.concatenate([r - r.mean(0) for r in reals])
+    gain = np.clip((dp * dr).mean(0) / np.maximum((dp * dp).mean(0), 1e-12), 0.0, 1.0)
+    lip = LIP_CHANNELS[ck.config.expression.lip_channels]
+    gain[lip] = np.minimum(1.0, real[:, lip].std(0) / np.maximum(pred[:, lip].std(0), 1e-6))
+    offset = real.mean(0) - gain * pred.mean(0)
+    return {"expression_gain": [round(float(g), 4) for g in gain],
+            "expression_offset": [round(float(o), 4) for o in offset]}

@@ -102,6 +102,18 @@ class Sampler:
         self.hop = int(round(SAMPLE_RATE / self.fps_model))
         self.range_scale = float(ckpt.sampling.get("range_scale", 1.0))
         self.head_speed = float(ckpt.sampling.get("head_speed", 1.0))  # calibrated; 1 = the decoder's speed
+        # Per-channel level of the expression output (calibrated; identity for older checkpoints).
+        self.expression_gain = np.asarray(ckpt.sampling.get("expression_gain", np.ones(N_CH - N_HEAD)), np.float32)
+        self.expression_offset = np.asarray(ckpt.sampling.get("expression_offset", np.zeros(N_CH - N_HEAD)),
+                                            np.float32)
+
+    def raw_expression(self, feats: "FeatureArray") -> np.ndarray:
+        """(T, 52) the expression network's own output for precomputed features, before the level
+        calibration, the rest gate and face variety (what the calibration measures)."""
+        ctx = self.cfg.audio.context
+        x = self.features(feats, -ctx - 1, feats.frames + ctx + 1, self.utterance_offset(feats))
+        with torch.inference_mode():
+            return self.model.expression(self.model.audio(x))[0, 1:-1].cpu().numpy()
 
     def features(self, wave, f0: int, f1: int, offset: np.ndarray) -> torch.Tensor:
         """Normalized features of model frames [f0, f1) (may reach outside the audio: silence).
@@ -207,7 +219,7 @@ class Sampler:
         prev_t, has_prev = state
         with torch.inference_mode():
             hidden = self.model.audio(feats)
-            expr = self.model.expression(hidden)[0, 1:-1].cpu().numpy()
+            expr = self.model.expression(hidden)[0, 1:-1].cpu().numpy() * self.expression_gain + self.expression_offset
             hidden = hidden[:, :, 1:-1]
             clips_h = hidden[0].unfold(1, L, L).permute(1, 0, 2)  # (n_clips, H, L)
             mu, std = self.model.mapper(clips_h)

@@ -180,8 +180,9 @@ def train(data, out, cfg: Config | None = None, epochs: int | None = None, seed:
         dist.all_gather(sums, sum(p.detach().double().sum() for p in net.parameters()).reshape(1))
         info["ranks_in_sync"] = bool(all(torch.equal(sums[0], x) for x in sums))
     ck = checkpoint.Checkpoint(cfg, best_state, norms, eye_stats, info)
-    ck.sampling = calibrate.calibrate_range(ck, train_v)
-    info["range_calibration"] = ck.sampling
+    ck.sampling = calibrate.calibrate_expression(ck, train_v)
+    ck.sampling.update(calibrate.calibrate_range(ck, train_v))
+    info["range_calibration"] = {k: v for k, v in ck.sampling.items() if not k.startswith("expression_")}
     if rank == 0:
         checkpoint.save(ck, out)
         log(f"best dev epoch {best['epoch']}: loss {best['loss']:.4f}, lip r {best['lip_r']:.3f} -> {out}")

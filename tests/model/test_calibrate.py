@@ -51,3 +51,30 @@ def test_calibration_recovers_the_size_and_the_speed_of_motion_made_at_a_known_s
     assert np.median(std) == pytest.approx(1.0, rel=0.1) and np.median(vel) == pytest.approx(1.0, rel=0.1)
     # at speed 1 no range scale of the grid gets the velocity above 0.77 of this motion
     assert ck.sampling["head_speed"] == pytest.approx(1.4, rel=0.1)
+
+
+def test_expression_calibration_calms_inflated_lips_and_settles_shapes_that_do_not_follow(synth_data, tiny_checkpoint):
+    from blender_addon.core.take import ARKIT_NAMES
+    from osmnet.model.calibrate import calibrate_expression
+
+    ck = checkpoint.load(tiny_checkpoint)
+    names = set(ck.info["train_speakers"])
+    videos = [v for v in load_videos(synth_data) if v.speaker in names and v.audio is not None]
+    jaw, smile = ARKIT_NAMES.index("jawOpen"), ARKIT_NAMES.index("mouthSmileLeft")
+    sampler = Sampler(ck)
+    rng = np.random.default_rng(0)
+    for v in videos:  # tracked jaw = the network's own jaw at 40 % of its spread; tracked smile = noise
+        raw = sampler.raw_expression(FeatureArray(v.audio))
+        v.channels = v.channels.copy()
+        v.channels[:, 6 + jaw] = 0.05 + 0.4 * raw[:, jaw]
+        v.channels[:, 6 + smile] = 0.2 + 0.05 * rng.standard_normal(len(raw))
+        v.reliable = True
+    cal = calibrate_expression(ck, videos)
+    gain, offset = np.array(cal["expression_gain"]), np.array(cal["expression_offset"])
+    assert gain[jaw] == pytest.approx(0.4, abs=0.02) and offset[jaw] == pytest.approx(0.05, abs=0.01)
+    assert gain[smile] < 0.2 and np.all((gain >= 0) & (gain <= 1))
+    ck.sampling = cal  # generation applies it: without the rest gate a take's jaw is the tracked jaw
+    ck.config.expression.rest_gate = False
+    v = videos[0]
+    take = _sampled(ck, v, 1.0, 1.0, seed=0)[0]
+    assert np.allclose(take[:, 6 + jaw], np.clip(v.channels[:, 6 + jaw], 0, 1), atol=1e-4)
