@@ -155,8 +155,9 @@ def test_a_batch_joins_a_running_ray_cluster_by_address(local_batch, speech_fold
 
 @pytest.fixture(scope="module")
 def long_lines(cut_speech, tmp_path_factory):
-    """Eight 6-second lines: long enough that a kill or Ctrl+C lands while lines are being made."""
-    return cut_speech(tmp_path_factory.mktemp("long"), LONG, seconds=6.0)
+    """Eight 20-second lines: long enough that a kill or Ctrl+C lands while lines are being made
+    (8 x 6 s lines were all done 1.7 s after the first one, before a Ctrl+C could land)."""
+    return cut_speech(tmp_path_factory.mktemp("long"), LONG, seconds=20.0)
 
 
 def test_killing_a_worker_mid_run_loses_no_finished_line(long_lines, tmp_path):
