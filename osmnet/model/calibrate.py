@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from osmnet.metrics import rot_std, vel_rms
+from osmnet.model.networks import LIP_CHANNELS
 from osmnet.model.sampler import FeatureArray, Sampler
 
 
@@ -96,8 +97,6 @@ def calibrate_expression(ck, videos) -> dict:
     """Per-channel gain in [0, 1] and offset for the expression output, from the *training* videos
     (reliable mouth tracking, with audio): spread ratio on the lip channels, within-clip
     least-squares slope on the others, training means matched."""
-    from osmnet.model.networks import LIP_CHANNELS
-
     sampler = Sampler(ck)
     vids = [v for v in videos if v.audio is not None and v.reliable and v.frames > 1]
     n = sampler.expression_gain.shape[0]

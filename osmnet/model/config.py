@@ -51,7 +51,6 @@ class ExpressionConfig:
     # Auxiliary lip-gap head (training only): 1 - Pearson r per window with the canonical inner-lip
     # gap (landmarks 13/14), a mouth-opening signal independent of the blendshape scores.
     gap_weight: float = 0.0
-    dropout: float = 0.0  # on the audio encoding, before the expression head
     rest_gate: bool = True  # mouth, cheeks and squint go to rest where the speech activity is 0
     variety: float = 1.0  # per-take brows, squint, smile, eye widening (eyes.FaceSampler); 0 = identical
 

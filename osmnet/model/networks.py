@@ -127,7 +127,6 @@ class OSMNet(nn.Module):
         self.audio = AudioEncoder(cfg)
         h = cfg.audio.hidden
         self.expr = nn.Sequential(nn.Conv1d(h, h, 3, padding=1), nn.GELU(), nn.Conv1d(h, N_ARKIT, 1))
-        self.expr_drop = nn.Dropout(cfg.expression.dropout)  # no parameters: old checkpoints load as they are
         self.motion = MotionSpace(cfg)
         self.mapper = AudioToSpace(cfg)
         if cfg.expression.lip_channels not in LIP_CHANNELS:
@@ -145,7 +144,7 @@ class OSMNet(nn.Module):
 
     def expression(self, audio_hidden: torch.Tensor) -> torch.Tensor:
         """(B, H, T) -> ARKit weights (B, T, 52) in [0, 1]."""
-        return torch.sigmoid(self.expr(self.expr_drop(audio_hidden))).transpose(1, 2)
+        return torch.sigmoid(self.expr(audio_hidden)).transpose(1, 2)
 
     # ---- training losses -------------------------------------------------------------------
     def expression_loss(self, feats, weights, lm_b, lm_c, phones, gap, gram, vertex_sum, channel_w):
