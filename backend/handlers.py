@@ -156,7 +156,7 @@ def _check_source(msg: Message, value, name: str, local: bool, limits) -> tuple[
         return {"kind": "file", "buffer": value["buffer"], "name": fname if isinstance(fname, str) else ""}, False
     if name == "audio" and kind == "samples":
         wave = P.field_buffer(msg, value.get("buffer"), "audio.buffer", "float32", 1)
-        sr = P.field_int(value, "sr", None, 8000, 192000)
+        sr = P.field_int(value, "sr", None, *P.SAMPLE_RATE_RANGE)
         if wave.shape[0] / sr > limits.max_audio_seconds:
             raise ProtocolError("audio_too_long", f"the audio lasts {wave.shape[0] / sr:.1f} s; this server "
                                 f"accepts at most {limits.max_audio_seconds:g} s: split it or raise "

@@ -13,6 +13,7 @@ import numpy as np
 
 from blender_addon.core.files import atomic_path
 from blender_addon.core.errors import UserInputError
+from blender_addon.core.protocol import SAMPLE_RATE_RANGE
 
 
 class MediaError(UserInputError):
@@ -223,6 +224,10 @@ def _decode_audio(container, stream, sr, name, max_seconds=None, deadline=None, 
 
     import av
 
+    lo, hi = SAMPLE_RATE_RANGE  # a 1 Hz header would stretch 100 samples into 100 s of "speech"
+    if not lo <= (stream.rate or 0) <= hi:
+        raise MediaError(f"{name} is sampled at {stream.rate or 0} Hz; speech must be {lo}-{hi} Hz: "
+                         "export it again at 16 or 48 kHz")
     # keep the channels through resampling and average them here: ffmpeg's own downmix
     # adds channels at -3 dB each, which can clip when both carry the same speech
     resampler = None

@@ -77,3 +77,12 @@ def test_stereo_input_is_mixed_down():
     mono = _tone(200.0)
     stereo = np.stack([mono, mono], 1)
     np.testing.assert_allclose(audio_features(stereo), audio_features(mono), atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [0, 100, 1_000_000])
+def test_arrays_at_rates_no_speech_has_are_refused(rate):
+    from osmnet.audio import SpeechError, read_speech
+
+    with pytest.raises(SpeechError, match=rf"sampled at {rate} Hz; speech must be 8000-192000 Hz"):
+        read_speech((np.zeros(16000, np.float32), rate))
+    assert len(read_speech((np.zeros(8000, np.float32), 8000))) == 16000

@@ -86,3 +86,23 @@ def test_a_still_image_is_not_a_video(shared_data):
     photo = sorted((shared_data / "faces").glob("*.jpg"))[0]
     with pytest.raises(MediaError, match="still image"):
         probe_video(photo)
+
+
+@pytest.mark.parametrize("rate, ok", [(1, False), (4000, False), (8000, True), (384000, False)])
+def test_files_at_rates_no_speech_has_are_refused_by_both_readers(tmp_path, rate, ok):
+    """A 1 Hz header would turn 100 samples into 100 s of generated 'speech'."""
+    import wave as wavmod
+
+    from osmnet.media import load_untrusted_audio
+
+    path = tmp_path / "odd.wav"
+    with wavmod.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes((np.random.default_rng(0).standard_normal(rate // 2 + 100) * 3000).astype(np.int16).tobytes())
+    readers = [lambda: load_audio(path), lambda: load_untrusted_audio(path.read_bytes(), 16000, max_seconds=600)]
+    for read in readers:
+        if ok:
+            assert len(read()) > 0
+        else:
+            with pytest.raises(MediaError, match=rf"sampled at {rate} Hz; speech must be 8000-192000 Hz"):
+                read()

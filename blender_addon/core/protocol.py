@@ -22,6 +22,7 @@ PROTOCOL_VERSION = 1
 
 # Requests a client sends to the server (a DEALER talking to the server's ROUTER).
 REQUESTS = ("hello", "ping", "generate", "render", "cancel", "shutdown")
+SAMPLE_RATE_RANGE = (8000, 192000)  # Hz: speech rates accepted anywhere (files, arrays, the protocol)
 REROLL_WHAT = ("head", "face", "both")  # what a generate "reroll" regenerates (the "what" field)
 # Replies and streamed events the server sends back; `ref` names the request (= the job id).
 REPLIES = ("welcome", "pong", "accepted", "started", "progress", "chunk", "take_done", "frames",
