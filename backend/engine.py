@@ -48,8 +48,11 @@ class Engine:
         return engine
 
     def warm_up(self) -> None:
-        """One tiny generation (0.5 s of silence, 2 takes) through the whole path."""
-        for _ in self.stream((np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE), takes=2):
+        """One tiny generation (1 s of noise, 2 takes) through the whole path. Not silence: digital
+        silence skips the loudness statistics, whose first np.percentile imported numpy.ma inside
+        the first real job and held the GIL for 130-190 ms, stalling the server's replies."""
+        noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.05
+        for _ in self.stream((noise, SAMPLE_RATE), takes=2):
             pass
 
     @staticmethod

@@ -129,6 +129,25 @@ def test_the_first_chunk_arrives_long_before_the_audio_is_done(server):
     assert first < 0.5 * total, f"first chunk after {first:.2f} s of {total:.2f} s"
 
 
+def test_after_the_warm_up_a_real_job_imports_nothing(ckpt_args):
+    """An import inside a job holds the GIL and the import lock, so the ROUTER loop stops
+    answering (the first job's lazy numpy.ma import, behind np.percentile, stalled pings for
+    130-190 ms). A fresh process, so modules the other tests imported do not hide one."""
+    script = (
+        "import sys\n"
+        "from backend import testing as T\n"
+        "from backend.engine import Engine\n"
+        f"engine = Engine.load({ckpt_args[1] if ckpt_args else None!r})\n"
+        "wave = T.speech(20.0)\n"
+        "before = set(sys.modules)\n"
+        "for _ in engine.stream(wave, takes=2, seed=3): pass\n"
+        "print(sorted(set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=T.ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", f"imported during the job: {out.stdout[-1000:]}"
+
+
 def test_the_server_answers_at_once_while_the_model_is_busy(server):
     address, _ = server
     with Client(address, timeout=30) as busy, Client(address, timeout=30) as probe:
