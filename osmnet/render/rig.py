@@ -109,12 +109,32 @@ def _ray_to_box(c: np.ndarray, d: np.ndarray, lo: float, hi: float) -> np.ndarra
     return np.minimum(tx, ty)
 
 
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """(K, 2) the convex hull's corners of 2D points, counter-clockwise, no collinear ones
+    (Andrew's monotone chain). Here rather than scipy.spatial, whose import alone cost the first
+    render ~0.3 s of its cold start."""
+    p = np.unique(np.asarray(points, np.float64), axis=0)  # sorted by x, then y
+    if len(p) < 3:
+        return p
+
+    def half(seq):
+        out = []
+        for q in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (q[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (q[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(q)
+        return out[:-1]
+
+    return np.array(half(p) + half(p[::-1]))
+
+
 def _ray_to_hull(c: np.ndarray, d: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Distance along unit rays d from c (inside) to the convex hull of 2D points."""
-    from scipy.spatial import ConvexHull
-
-    eq = ConvexHull(points).equations  # n . x + off <= 0 inside
-    n, off = eq[:, :2], eq[:, 2]
+    a = convex_hull(points)
+    e = np.roll(a, -1, axis=0) - a  # counter-clockwise edges: the outward normal is (ey, -ex)
+    n = np.stack([e[:, 1], -e[:, 0]], 1) / np.linalg.norm(e, axis=1, keepdims=True)
+    off = -(n * a).sum(1)  # n . x + off <= 0 inside
     along = d @ n.T  # (R, E)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(along > 1e-9, -(off + n @ c) / along, np.inf)
