@@ -60,12 +60,15 @@ def rotation_to_euler(R: np.ndarray) -> np.ndarray:
 
 
 def euler_to_rotation(pitch, yaw, roll) -> np.ndarray:
-    """Inverse of rotation_to_euler (scalars or arrays) -> (..., 3, 3)."""
-    from scipy.spatial.transform import Rotation
-
-    pitch, yaw, roll = np.broadcast_arrays(*map(np.asarray, (pitch, yaw, roll)))
-    ypr = np.stack([yaw, pitch, roll], -1).reshape(-1, 3).astype(np.float64)
-    return Rotation.from_euler("YXZ", ypr).as_matrix().reshape(*pitch.shape, 3, 3)
+    """Inverse of rotation_to_euler (scalars or arrays) -> (..., 3, 3). Written out, not scipy's
+    Rotation: the renderer poses every frame with it, and scipy.spatial's import was ~0.3 s of
+    each cold render."""
+    p, y, r = (np.asarray(a, np.float64) for a in np.broadcast_arrays(*map(np.asarray, (pitch, yaw, roll))))
+    cp, sp, cy, sy, cr, sr = np.cos(p), np.sin(p), np.cos(y), np.sin(y), np.cos(r), np.sin(r)
+    rows = [[cy * cr + sy * sp * sr, sy * sp * cr - cy * sr, sy * cp],  # Ry(yaw) Rx(pitch) Rz(roll)
+            [cp * sr, cp * cr, -sp],
+            [cy * sp * sr - sy * cr, sy * sr + cy * sp * cr, cy * cp]]
+    return np.stack([np.stack(row, -1) for row in rows], -2)
 
 
 def fit_similarity(src, dst, weights=None):

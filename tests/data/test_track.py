@@ -117,6 +117,16 @@ def test_euler_convention_round_trips():
     assert euler_to_rotation(0, 0.3, 0)[0, 2] > 0
 
 
+def test_the_written_out_rotation_is_scipys_intrinsic_yxz():
+    from scipy.spatial.transform import Rotation
+
+    angles = np.random.default_rng(1).uniform(-3, 3, size=(200, 3))  # pitch, yaw, roll
+    want = Rotation.from_euler("YXZ", angles[:, [1, 0, 2]]).as_matrix()
+    np.testing.assert_allclose(euler_to_rotation(angles[:, 0], angles[:, 1], angles[:, 2]), want, atol=1e-12)
+    assert euler_to_rotation(0.1, 0.2, 0.3).shape == (3, 3)
+    assert euler_to_rotation(np.zeros((4, 5)), 0.2, 0.3).shape == (4, 5, 3, 3)
+
+
 def test_detect_image_finds_one_face_in_a_video_frame_and_none_in_noise(shared_data, face_model):
     _, rgb = next(iter(iter_video_frames(shared_data / "talking" / "pcavs_00010.mp4")))
     with FaceTracker(face_model) as tracker:
