@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from blender_addon.core.errors import UserInputError
-from blender_addon.core.protocol import SAMPLE_RATE_RANGE
 
 SAMPLE_RATE = 16000  # Hz: every wave inside osmnet is float32 mono at this rate
 N_MELS = 80
@@ -166,15 +165,6 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     return decode_audio(path, sr)
 
 
-def check_sample_rate(sr, what: str):
-    """Refuse rates no speech recording has: a 1 Hz header would otherwise stretch 100 samples
-    into 100 s of 'speech' (and a 10 MHz one squeeze it to nothing)."""
-    lo, hi = SAMPLE_RATE_RANGE
-    if not lo <= sr <= hi:
-        raise SpeechError(f"{what} is sampled at {sr} Hz; speech must be {lo}-{hi} Hz: export it again "
-                          "at 16 or 48 kHz")
-
-
 def read_speech(audio) -> np.ndarray:
     """A path or (samples, sr) -> checked float32 mono speech at SAMPLE_RATE."""
     if isinstance(audio, (str, Path)):
@@ -183,7 +173,9 @@ def read_speech(audio) -> np.ndarray:
         wave = load_audio(audio, sr=SAMPLE_RATE)
     elif isinstance(audio, tuple) and len(audio) == 2:
         wave, sr = mono(audio[0]), int(audio[1])
-        check_sample_rate(sr, "the audio array")
+        from osmnet.media import check_sample_rate
+
+        check_sample_rate(sr, "the audio array", SpeechError)
         if sr != SAMPLE_RATE:
             from math import gcd
 

@@ -218,16 +218,21 @@ def load_untrusted_audio(source, sr: int, *, max_seconds: float, time_limit: flo
         f.close()
 
 
+def check_sample_rate(rate, what: str, error: type[UserInputError] = MediaError):
+    """Refuse rates no speech recording has (files and arrays alike): a 1 Hz header would
+    stretch 100 samples into 100 s of "speech", a 10 MHz one squeeze it to nothing."""
+    lo, hi = SAMPLE_RATE_RANGE
+    if not lo <= rate <= hi:
+        raise error(f"{what} is sampled at {rate} Hz; speech must be {lo}-{hi} Hz: export it again at 16 or 48 kHz")
+
+
 def _decode_audio(container, stream, sr, name, max_seconds=None, deadline=None, tick=None) -> np.ndarray:
     """Decode one audio stream to float32 mono at `sr` packet by packet, within the given bounds."""
     import time
 
     import av
 
-    lo, hi = SAMPLE_RATE_RANGE  # a 1 Hz header would stretch 100 samples into 100 s of "speech"
-    if not lo <= (stream.rate or 0) <= hi:
-        raise MediaError(f"{name} is sampled at {stream.rate or 0} Hz; speech must be {lo}-{hi} Hz: "
-                         "export it again at 16 or 48 kHz")
+    check_sample_rate(stream.rate or 0, name)
     # keep the channels through resampling and average them here: ffmpeg's own downmix
     # adds channels at -3 dB each, which can clip when both carry the same speech
     resampler = None
